@@ -1,0 +1,1 @@
+"""Connectors: outside bytes -> documents (JSONL, Parquet, WARC/ARC, Common Crawl listings, HTML -> text)."""

@@ -1,0 +1,56 @@
+"""Rich progress bars and run summaries (quiet when not attached to a terminal or disabled)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+class _Bar:
+    def __init__(self, progress: Progress | None, task):
+        self.progress, self.task, self.rows = progress, task, 0
+
+    def advance(self, rows: int) -> None:
+        self.rows += rows
+        if self.progress is not None:
+            self.progress.update(self.task, advance=1, rows=f"{self.rows:,} rows")
+
+
+@contextlib.contextmanager
+def shard_progress(total: int, already_done: int, label: str, enabled: bool = True):
+    if not enabled:
+        yield _Bar(None, None)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("shards"),
+        TextColumn("{task.fields[rows]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(label, total=total, completed=already_done, rows="")
+        yield _Bar(progress, task)
+
+
+def run_summary(result) -> Table:
+    """Per-stage counters of a finished run as a rich table."""
+    table = Table(title=f"run {result.run_id} -> {result.output_table} (snapshot {result.snapshot_id})")
+    for col in ("stage", "rows in", "rows out", "errors", "seconds"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    if not any("rows_in" in st for st in result.stats.values()):
+        table.add_row("(no stages)", f"{result.rows_out:,}", f"{result.rows_out:,}", "0", "")
+    for name, st in result.stats.items():
+        if "rows_in" not in st:
+            continue
+        table.add_row(name, f"{st['rows_in']:,}", f"{st['rows_out']:,}", f"{st['errors']:,}", f"{st['seconds']:.2f}")
+    return table

@@ -1,0 +1,1 @@
+"""Filters: annotators that add columns (language id, heuristics, classifiers, dedup, diversity)."""

@@ -1,0 +1,1 @@
+"""Generators: LLM backends and synthetic-data recipes."""

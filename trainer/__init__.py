@@ -1,0 +1,1 @@
+"""Trainer: tokenizer, blend data loading, model, optimizers, training loops."""

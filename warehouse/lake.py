@@ -1,0 +1,429 @@
+"""The DuckLake warehouse: one folder (or a catalog URL) holding versioned tables.
+
+Layout of a warehouse folder::
+
+    <root>/dataengine.yaml   catalog URL and data path (written by `dataengine init`)
+    <root>/catalog.sqlite    the DuckLake catalog (default; SQLite lets readers query while a run writes)
+    <root>/data/             Parquet files DuckLake manages, and staged run output under data/_runs/
+
+Every change is one DuckLake snapshot. Executors never write the catalog while they work:
+they stage Parquet files and call :meth:`Warehouse.commit_files` once, which registers all
+files in ONE transaction, so a crash never leaves a half-written table version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import duckdb
+import pyarrow as pa
+import yaml
+
+from dataengine.errors import WarehouseError
+
+LAKE = "lake"  # the alias the lake is attached under in every connection
+META_SCHEMA = "dataengine"  # catalog tables of the product itself (runs, blends, models)
+CONFIG_FILE = "dataengine.yaml"
+_EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
+
+
+def _extension_file(name: str) -> Path | None:
+    """Path of an extension shipped in its PyPI package (no network, no ~/.duckdb)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    base = Path(list(spec.submodule_search_locations)[0]) / "extensions" / f"v{duckdb.__version__}"
+    path = base / f"{name}.duckdb_extension"
+    return path if path.exists() else None
+
+
+def new_connection() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that never downloads: extensions load from their packages."""
+    con = duckdb.connect(
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    )
+    return con
+
+
+def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    path = _extension_file(name)
+    if path is None:
+        raise WarehouseError(
+            f"DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
+        )
+    con.execute(f"LOAD '{path}'")
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    """Everything a worker process needs to open the same warehouse (picklable)."""
+
+    root: str
+    catalog: str  # DuckLake catalog spec after 'ducklake:' (e.g. 'sqlite:/abs/catalog.sqlite')
+    data_path: str
+
+    @property
+    def runs_path(self) -> str:
+        return os.path.join(self.data_path, "_runs")
+
+
+def _catalog_extension(catalog: str) -> str | None:
+    if catalog.startswith("sqlite:"):
+        return "sqlite_scanner"
+    if catalog.startswith("postgres:"):
+        return "postgres_scanner"
+    return None
+
+
+def init_warehouse(root: str | os.PathLike, catalog: str = "sqlite", data_path: str | None = None) -> WarehouseConfig:
+    """Create a warehouse folder (idempotent). ``catalog``: sqlite | duckdb | postgres:<dsn>."""
+    root_path = Path(root).absolute()
+    root_path.mkdir(parents=True, exist_ok=True)
+    cfg_file = root_path / CONFIG_FILE
+    if cfg_file.exists():
+        return read_config(root_path)
+    if catalog == "sqlite":
+        spec = f"sqlite:{root_path / 'catalog.sqlite'}"
+    elif catalog == "duckdb":
+        spec = str(root_path / "catalog.ducklake")
+    elif catalog.startswith("postgres:"):
+        spec = catalog
+    else:
+        raise WarehouseError(f"unknown catalog {catalog!r}: use sqlite, duckdb or postgres:<dsn>")
+    data = data_path or str(root_path / "data")
+    if "://" not in data:
+        Path(data).mkdir(parents=True, exist_ok=True)
+        data = str(Path(data).absolute())
+    data = data.rstrip("/") + "/"
+    cfg_file.write_text(yaml.safe_dump({"catalog": spec, "data_path": data}))
+    config = WarehouseConfig(str(root_path), spec, data)
+    wh = Warehouse(config)
+    with wh.connect() as con:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{META_SCHEMA}")
+        con.execute(
+            f"""CREATE TABLE IF NOT EXISTS {LAKE}.{META_SCHEMA}.runs (
+                run_id VARCHAR, pipeline VARCHAR, output_table VARCHAR, mode VARCHAR,
+                executor VARCHAR, source VARCHAR, rows_out BIGINT,
+                started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, config VARCHAR, stats VARCHAR)"""
+        )
+    return config
+
+
+def read_config(root: str | os.PathLike) -> WarehouseConfig:
+    root_path = Path(root).absolute()
+    cfg_file = root_path / CONFIG_FILE
+    if not cfg_file.exists():
+        raise WarehouseError(
+            f"no warehouse at {root_path}: run `dataengine init --warehouse {root}` first"
+        )
+    try:
+        raw = yaml.safe_load(cfg_file.read_text())
+        return WarehouseConfig(str(root_path), raw["catalog"], raw["data_path"])
+    except (yaml.YAMLError, KeyError, TypeError) as exc:
+        raise WarehouseError(f"{cfg_file} is not a valid warehouse config: {exc}") from None
+
+
+_TIME_TRAVEL = re.compile(r"(?<![\w@.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)@(\d+)\b")
+
+
+def rewrite_time_travel(query: str) -> str:
+    """Turn ``table@7`` into ``table AT (VERSION => 7)`` outside string literals."""
+    out, i, n = [], 0, len(query)
+    while i < n:
+        ch = query[i]
+        if ch in ("'", '"'):
+            j = i + 1
+            while j < n:
+                if query[j] == ch:
+                    if j + 1 < n and query[j + 1] == ch:  # escaped quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            out.append(query[i : j + 1])
+            i = j + 1
+            continue
+        j = i
+        while j < n and query[j] not in ("'", '"'):
+            j += 1
+        out.append(_TIME_TRAVEL.sub(r"\1 AT (VERSION => \2)", query[i:j]))
+        i = j
+    return "".join(out)
+
+
+def _is_conflict(exc: Exception) -> bool:
+    msg = str(exc).lower()
+    return any(k in msg for k in ("conflict", "database is locked", "busy"))
+
+
+class Warehouse:
+    """A DuckLake lake. Cheap to construct; each call opens a short-lived connection."""
+
+    def __init__(self, config: WarehouseConfig | str | os.PathLike):
+        self.config = config if isinstance(config, WarehouseConfig) else read_config(config)
+
+    # -- connections -------------------------------------------------------------
+    def connect(self, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
+        """Connection with the lake attached as ``lake`` and selected (USE lake)."""
+        con = new_connection()
+        load_extension(con, "ducklake")
+        ext = _catalog_extension(self.config.catalog)
+        if ext:
+            load_extension(con, ext)
+        opts = [f"DATA_PATH '{self.config.data_path}'"]
+        if read_only:
+            opts.append("READ_ONLY")
+        stmt = f"ATTACH 'ducklake:{self.config.catalog}' AS {LAKE} ({', '.join(opts)})"
+        for attempt in range(retries):
+            try:
+                con.execute(stmt)
+                break
+            except duckdb.Error as exc:
+                if attempt + 1 < retries and _is_conflict(exc):
+                    time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
+                    continue
+                con.close()
+                raise WarehouseError(f"cannot open warehouse {self.config.root}: {_one_line(exc)}") from None
+        con.execute(f"USE {LAKE}")
+        return con
+
+    # -- queries -----------------------------------------------------------------
+    def sql(self, query: str, params: Sequence | None = None) -> pa.Table:
+        """Run SQL against the lake and return Arrow; ``table@N`` means table at snapshot N."""
+        with self.connect(read_only=True) as con:
+            try:
+                return con.execute(rewrite_time_travel(query), params or []).fetch_arrow_table()
+            except duckdb.Error as exc:
+                raise WarehouseError(_one_line(exc)) from None
+
+    def execute(self, query: str, params: Sequence | None = None) -> None:
+        """Run a writing statement in its own transaction (becomes one snapshot)."""
+        with self.connect() as con:
+            try:
+                con.execute(rewrite_time_travel(query), params or [])
+            except duckdb.Error as exc:
+                raise WarehouseError(_one_line(exc)) from None
+
+    def write_table(self, table: str, data: pa.Table, mode: str = "append") -> int:
+        """Write a small Arrow table (through DuckDB, one snapshot). Returns the snapshot id."""
+        with self.connect() as con:
+            con.register("_incoming", data)
+            con.execute("BEGIN")
+            try:
+                if not self._table_exists(con, table):
+                    con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM _incoming")
+                else:
+                    self._evolve_schema(con, table, data.schema)
+                    if mode == "overwrite":
+                        con.execute(f"DELETE FROM {_qualify(table)}")
+                    con.execute(f"INSERT INTO {_qualify(table)} BY NAME SELECT * FROM _incoming")
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise WarehouseError(_one_line(exc)) from None
+            return self._snapshot_id(con)
+
+    # -- metadata ----------------------------------------------------------------
+    def current_snapshot(self) -> int:
+        with self.connect(read_only=True) as con:
+            return self._snapshot_id(con)
+
+    def tables(self, include_meta: bool = False) -> list[dict]:
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1, 2",
+                [LAKE],
+            ).fetchall()
+            out = []
+            for schema, name in rows:
+                if schema == META_SCHEMA and not include_meta:
+                    continue
+                full = name if schema == "main" else f"{schema}.{name}"
+                count = con.execute(f"SELECT count(*) FROM {_qualify(full)}").fetchone()[0]
+                cols = con.execute(
+                    "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+                    [LAKE, schema, name],
+                ).fetchone()[0]
+                out.append({"table": full, "rows": count, "columns": cols})
+            return out
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect(read_only=True) as con:
+            return self._table_exists(con, table)
+
+    def schema(self, table: str, version: int | None = None) -> pa.Schema:
+        """Arrow schema of ``table`` (at snapshot ``version`` if given)."""
+        at = f" AT (VERSION => {int(version)})" if version is not None else ""
+        with self.connect(read_only=True) as con:
+            try:
+                return con.execute(f"SELECT * FROM {_qualify(table)}{at} LIMIT 0").fetch_arrow_table().schema
+            except duckdb.Error as exc:
+                raise WarehouseError(_one_line(exc)) from None
+
+    def history(self, table: str) -> pa.Table:
+        """Snapshots that changed ``table``: id, time, what changed, commit message."""
+        with self.connect(read_only=True) as con:
+            if not self._table_exists(con, table):
+                raise WarehouseError(f"Table {table!r} does not exist in the warehouse")
+            schema, name = _split(table)
+            table_id = con.execute(
+                f"""SELECT t.table_id FROM __ducklake_metadata_{LAKE}.ducklake_table t
+                    JOIN __ducklake_metadata_{LAKE}.ducklake_schema s USING (schema_id)
+                    WHERE t.table_name = ? AND s.schema_name = ? AND t.end_snapshot IS NULL""",
+                [name, schema],
+            ).fetchone()[0]
+            cur = con.execute(f"SELECT * FROM {LAKE}.snapshots() ORDER BY snapshot_id")
+            names = [d[0] for d in cur.description]
+            snaps = [dict(zip(names, r)) for r in cur.fetchall()]
+        keep = []
+        for row in snaps:
+            changes = row.get("changes") or {}
+            touched = False
+            for kind, items in changes.items():
+                for item in items or []:
+                    if str(item) in (str(table_id), f"{schema}.{name}", name):
+                        touched = True
+            if touched:
+                keep.append(
+                    {
+                        "snapshot_id": row["snapshot_id"],
+                        "snapshot_time": row["snapshot_time"],
+                        "changes": json.dumps({k: v for k, v in changes.items() if v}),
+                        "commit_message": row.get("commit_message"),
+                    }
+                )
+        return pa.Table.from_pylist(
+            keep,
+            schema=pa.schema(
+                [
+                    ("snapshot_id", pa.int64()),
+                    ("snapshot_time", pa.timestamp("us", tz="UTC")),
+                    ("changes", pa.string()),
+                    ("commit_message", pa.string()),
+                ]
+            ),
+        )
+
+    # -- committing staged files ---------------------------------------------------
+    def commit_files(
+        self,
+        table: str,
+        files: Sequence[str],
+        schema: pa.Schema,
+        mode: str = "append",
+        message: str | None = None,
+        meta_rows: Iterable[tuple[str, dict]] = (),
+        retries: int = 20,
+    ) -> int:
+        """Register staged Parquet files as ONE new snapshot of ``table``.
+
+        Creates the table if needed, adds new columns (schema evolution), deletes the old
+        rows for ``mode='overwrite'``, adds the files, and inserts ``meta_rows`` (catalog
+        records such as the run record) in the same transaction. Returns the snapshot id.
+        """
+        if mode not in ("append", "overwrite"):
+            raise WarehouseError(f"unknown write mode {mode!r}: use append or overwrite")
+        for attempt in range(retries):
+            con = self.connect()
+            try:
+                con.execute("BEGIN")
+                if not self._table_exists(con, table):
+                    schema_name, _ = _split(table)
+                    if schema_name != "main":
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{schema_name}")
+                    con.register("_empty", schema.empty_table())
+                    con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM _empty")
+                    con.unregister("_empty")
+                else:
+                    self._evolve_schema(con, table, schema)
+                    if mode == "overwrite":
+                        con.execute(f"DELETE FROM {_qualify(table)}")
+                schema_name, name = _split(table)
+                for path in files:
+                    con.execute(
+                        f"CALL ducklake_add_data_files('{LAKE}', ?, ?, schema => ?, allow_missing => true)",
+                        [name, path, schema_name],
+                    )
+                for meta_table, record in meta_rows:
+                    con.register("_meta", pa.Table.from_pylist([record]))
+                    con.execute(f"INSERT INTO {_qualify(meta_table)} BY NAME SELECT * FROM _meta")
+                    con.unregister("_meta")
+                if message:
+                    con.execute(f"CALL {LAKE}.set_commit_message('dataengine', ?)", [message])
+                con.execute("COMMIT")
+                return self._snapshot_id(con)
+            except duckdb.Error as exc:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                if attempt + 1 < retries and _is_conflict(exc):
+                    time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
+                    continue
+                raise WarehouseError(f"commit to {table!r} failed: {_one_line(exc)}") from None
+            finally:
+                con.close()
+        raise AssertionError("unreachable")
+
+    # -- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _snapshot_id(con) -> int:
+        return con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
+
+    @staticmethod
+    def _table_exists(con, table: str) -> bool:
+        schema, name = _split(table)
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+                [LAKE, schema, name],
+            ).fetchone()[0]
+        )
+
+    @staticmethod
+    def _evolve_schema(con, table: str, schema: pa.Schema) -> None:
+        """Add the columns of ``schema`` the table lacks (annotations add columns)."""
+        existing = {
+            r[0]
+            for r in con.execute(f"SELECT * FROM {_qualify(table)} LIMIT 0").description
+        }
+        for field in schema:
+            if field.name in existing:
+                continue
+            con.register("_probe", pa.schema([field]).empty_table())
+            sql_type = con.execute("DESCRIBE SELECT * FROM _probe").fetchone()[1]
+            con.unregister("_probe")
+            con.execute(f"ALTER TABLE {_qualify(table)} ADD COLUMN {_quote(field.name)} {sql_type}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _split(table: str) -> tuple[str, str]:
+    parts = table.split(".")
+    if len(parts) == 1:
+        return "main", parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise WarehouseError(f"bad table name {table!r}: use TABLE or SCHEMA.TABLE")
+
+
+def _qualify(table: str) -> str:
+    schema, name = _split(table)
+    return f"{LAKE}.{_quote(schema)}.{_quote(name)}"
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " ".join(lines) if lines else exc.__class__.__name__
