@@ -69,7 +69,7 @@ class SqlFilter(Stage):
     def process(self, batch: pa.Table) -> pa.Table:
         self._con.register("batch", batch)
         try:
-            return self._con.execute(f"SELECT * FROM batch WHERE {self.params.where}").fetch_arrow_table()
+            return self._con.execute(f"SELECT * FROM batch WHERE {self.params.where}").to_arrow_table()
         finally:
             self._con.unregister("batch")
 

@@ -201,7 +201,7 @@ class Warehouse:
         """Run SQL against the lake and return Arrow; ``table@N`` means table at snapshot N."""
         with self.connect(read_only=True) as con:
             try:
-                return con.execute(rewrite_time_travel(query), params or []).fetch_arrow_table()
+                return con.execute(rewrite_time_travel(query), params or []).to_arrow_table()
             except duckdb.Error as exc:
                 raise WarehouseError(_one_line(exc)) from None
 
@@ -265,7 +265,7 @@ class Warehouse:
         at = f" AT (VERSION => {int(version)})" if version is not None else ""
         with self.connect(read_only=True) as con:
             try:
-                return con.execute(f"SELECT * FROM {_qualify(table)}{at} LIMIT 0").fetch_arrow_table().schema
+                return con.execute(f"SELECT * FROM {_qualify(table)}{at} LIMIT 0").to_arrow_table().schema
             except duckdb.Error as exc:
                 raise WarehouseError(_one_line(exc)) from None
 

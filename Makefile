@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Both install into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DEMO_WAREHOUSE ?= demo-warehouse
+
+.PHONY: demo test install install-dev system-deps clean
+
+# torch first, pinned to the CPU wheel: anything that pulls torch later must find it
+# already satisfied, or pip fetches a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Spark needs a Java runtime; install one from Debian when it is missing and we may.
+system-deps:
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "warning: no java on PATH; the Spark tests need a Java 17 runtime"; fi; }
+
+demo: install
+	$(VENV)/bin/dataengine --warehouse $(DEMO_WAREHOUSE) demo
+
+# pytest exits 5 when it collects no test: report it rather than pass silently as a crash.
+test: install-dev system-deps
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+clean:
+	rm -rf $(VENV) $(DEMO_WAREHOUSE) .pytest_cache
