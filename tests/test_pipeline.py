@@ -95,3 +95,10 @@ def test_bad_rows_are_isolated_and_counted():
     assert out.column("text_words").to_pylist() == [2, None, 1]
     assert stats.errors == 1 and stats.rows_in == 3 and stats.rows_out == 3
     assert "cannot handle boom" in stats.error_samples[0]
+
+
+def test_text_stats_counts_unicode_whitespace_and_empty_text():
+    out = TextStats()(pa.table({"text": ["", "  a  b ", "x", None, "a\u3000b\n\nc"]}))
+    assert out.column("text_words").to_pylist() == [0, 2, 1, None, 3]
+    assert out.column("text_lines").to_pylist() == [0, 1, 1, None, 3]
+    assert out.column("text_chars").to_pylist() == [0, 7, 1, None, 6]

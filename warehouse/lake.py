@@ -172,16 +172,24 @@ class Warehouse:
         self.config = config if isinstance(config, WarehouseConfig) else read_config(config)
 
     # -- connections -------------------------------------------------------------
-    def connect(self, read_only: bool = False, retries: int = 20) -> duckdb.DuckDBPyConnection:
-        """Connection with the lake attached as ``lake`` and selected (USE lake)."""
+    def connect(
+        self, read_only: bool = False, retries: int = 20, snapshot: int | None = None
+    ) -> duckdb.DuckDBPyConnection:
+        """Connection with the lake attached as ``lake`` and selected (USE lake).
+
+        ``snapshot`` pins every table of the lake at that snapshot (read-only), so any
+        query (a blend component, say) sees exactly the data of that version.
+        """
         con = new_connection()
         load_extension(con, "ducklake")
         ext = _catalog_extension(self.config.catalog)
         if ext:
             load_extension(con, ext)
         opts = [f"DATA_PATH '{self.config.data_path}'"]
-        if read_only:
+        if read_only or snapshot is not None:
             opts.append("READ_ONLY")
+        if snapshot is not None:
+            opts.append(f"SNAPSHOT_VERSION {int(snapshot)}")
         stmt = f"ATTACH 'ducklake:{self.config.catalog}' AS {LAKE} ({', '.join(opts)})"
         for attempt in range(retries):
             try:
@@ -197,9 +205,12 @@ class Warehouse:
         return con
 
     # -- queries -----------------------------------------------------------------
-    def sql(self, query: str, params: Sequence | None = None) -> pa.Table:
-        """Run SQL against the lake and return Arrow; ``table@N`` means table at snapshot N."""
-        with self.connect(read_only=True) as con:
+    def sql(self, query: str, params: Sequence | None = None, snapshot: int | None = None) -> pa.Table:
+        """Run SQL against the lake and return Arrow; ``table@N`` means table at snapshot N.
+
+        ``snapshot`` runs the whole query against the lake as it was at that snapshot.
+        """
+        with self.connect(read_only=True, snapshot=snapshot) as con:
             try:
                 return con.execute(rewrite_time_travel(query), params or []).to_arrow_table()
             except duckdb.Error as exc:
