@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from dataengine.errors import DataEngineError
+from dataengine.cli_common import DEFAULT_WAREHOUSE, _open, _out, _print_arrow, state
 from dataengine.progress import console
 
 app = typer.Typer(
@@ -21,16 +22,6 @@ app = typer.Typer(
     help="dataengine: a lakehouse for LLM training data.",
 )
 
-DEFAULT_WAREHOUSE = "./warehouse"
-
-
-class _State:
-    warehouse_path: str = DEFAULT_WAREHOUSE
-
-
-state = _State()
-
-
 @app.callback()
 def _global(
     warehouse: str = typer.Option(
@@ -38,18 +29,6 @@ def _global(
     ),
 ):
     state.warehouse_path = warehouse
-
-
-def _open():
-    from warehouse import Warehouse
-
-    return Warehouse(state.warehouse_path)
-
-
-def _out(text) -> None:
-    from rich.console import Console
-
-    Console().print(text)
 
 
 # -- warehouse -------------------------------------------------------------------------
@@ -129,24 +108,6 @@ def _write_result(result, fmt: str, output: Optional[Path], limit: int) -> None:
         console.print(f"wrote {result.num_rows:,} rows to {output}")
 
 
-def _print_arrow(result, limit: int = 50) -> None:
-    t = Table(show_lines=False)
-    for name in result.column_names:
-        t.add_column(name, overflow="fold", max_width=60)
-    for row in result.slice(0, limit).to_pylist():
-        t.add_row(*[_cell(v) for v in row.values()])
-    _out(t)
-    if result.num_rows > limit:
-        console.print(f"({result.num_rows:,} rows, {limit} shown; use --limit or --format csv)")
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "NULL"
-    text = str(value)
-    return text if len(text) <= 200 else text[:197] + "..."
-
-
 # -- pipelines -------------------------------------------------------------------------
 
 @app.command()
@@ -178,8 +139,16 @@ def run(
     stage: List[str] = typer.Option([], "--stage", help="NAME[:key=value,...], repeatable"),
     to: Optional[str] = typer.Option(None, "--to", help="output table for an inline pipeline"),
     mode: Optional[str] = typer.Option(None, help="append | overwrite"),
-    executor: Optional[str] = typer.Option(None, help="local (default)"),
+    executor: Optional[str] = typer.Option(None, help="local (default) | dask | spark"),
     workers: Optional[int] = typer.Option(None, help="worker processes"),
+    threads: Optional[int] = typer.Option(None, help="threads per worker (dask) / cores per executor (spark)"),
+    memory_limit: Optional[str] = typer.Option(None, help="memory per worker, e.g. 4GB"),
+    partitions: Optional[int] = typer.Option(None, help="partitions (shards) of a table source"),
+    dask_scheduler: Optional[str] = typer.Option(None, help="tcp://host:port of a running Dask scheduler"),
+    spark_master: Optional[str] = typer.Option(None, help="Spark master URL (default local[WORKERS])"),
+    gpu: bool = typer.Option(False, "--gpu", help="dask: LocalCUDACluster and cuDF batches (needs RAPIDS)"),
+    reduce: Optional[str] = typer.Option(None, help="global stages reduce on the driver (DuckDB) | engine (shuffle)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (shards, stages, executor) and stop"),
     new_run: bool = typer.Option(False, help="run again even if this exact run was committed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ):
@@ -206,8 +175,18 @@ def run(
         pipeline.output.mode = mode
     if workers:
         pipeline.executor.workers = workers
+    # Executor flags override the YAML's `executor:` block (validated like the YAML).
+    from dataengine.executors.driver import describe_plan, override_executor
+
+    override_executor(
+        pipeline, kind=executor, threads=threads, memory_limit=memory_limit, shards=partitions,
+        dask_scheduler=dask_scheduler, spark_master=spark_master, gpu=gpu or None, reduce=reduce,
+    )
     wh = _open()
-    result = run_pipeline(pipeline, wh, executor=executor, progress=not quiet)
+    if dry_run:
+        _out(describe_plan(pipeline, wh))
+        return
+    result = run_pipeline(pipeline, wh, progress=not quiet)
     _report_run(result)
 
 
@@ -245,6 +224,12 @@ def demo(quiet: bool = typer.Option(False, "--quiet", "-q")):
     from dataengine.demo import run_demo
 
     run_demo(state.warehouse_path, progress=not quiet)
+
+
+from dataengine.cli_blend import blend_app, tokenizer_app  # noqa: E402
+
+app.add_typer(blend_app, name="blend")
+app.add_typer(tokenizer_app, name="tokenizer")
 
 
 def main() -> None:

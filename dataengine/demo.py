@@ -27,7 +27,7 @@ def _step(title: str) -> None:
 
 
 def _show(wh: Warehouse, query: str) -> None:
-    from dataengine.cli import _print_arrow
+    from dataengine.cli_common import _print_arrow
 
     out.print(f"[dim]dataengine sql[/dim] [bold]{query}[/bold]")
     _print_arrow(wh.sql(query), limit=10)

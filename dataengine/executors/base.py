@@ -79,6 +79,11 @@ class RunResult:
 def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
     """Validate everything and decide the shards. No data is read or written."""
     stages = build_stages(pipeline)
+    for stage in stages:
+        # stages naming warehouse objects (models, fitted thresholds) resolve them now, before any work
+        bind = getattr(stage, "bind_warehouse", None)
+        if bind is not None:
+            bind(warehouse)
     src = pipeline.source
     reader = None
     if src.table:
@@ -145,7 +150,7 @@ def read_shard(shard: Shard, reader, warehouse_config: WarehouseConfig, batch_si
             f"SELECT * FROM {_qualify(shard.table)} AT (VERSION => {int(shard.version)}) "
             f"WHERE hash(id) % {int(shard.parts)} = {int(shard.part)}"
         )
-        result = con.execute(query).fetch_record_batch(batch_size)
+        result = con.execute(query).to_arrow_reader(batch_size)
         for batch in result:
             if batch.num_rows:
                 yield pa.Table.from_batches([batch])
