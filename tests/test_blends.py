@@ -180,3 +180,21 @@ def test_cli_blend_roundtrip_and_trained_tokenizer(corpus, tmp_path):
     assert rows == [{"name": "tiny", "vocab_size": tok.vocab_size}]
     bad = run_cli("blend", "create", "bad", "-c", "x=SELECT id FROM docs:1", warehouse=w)
     assert bad.returncode == 1 and "selects no 'text' column" in bad.stderr
+
+
+def test_blend_from_yaml_file(corpus, tmp_path):
+    path = tmp_path / "blend.yaml"
+    path.write_text(
+        "name: fromfile\n"
+        "phases: [{name: a, token_share: 0.5}, {name: b, token_share: 0.5}]\n"
+        "components:\n"
+        "  - {name: x, sql: 'SELECT id, text FROM docs', weight: 1, phase: a}\n"
+        "  - {name: y, sql: 'SELECT id, text FROM docs WHERE words > 100', weight: 2, phase: b}\n"
+    )
+    proc = run_cli("blend", "create", "--file", str(path), warehouse=corpus.config.root, check=True)
+    assert "fromfile revision 1: 2 component(s)" in proc.stdout
+    rows = corpus.sql("SELECT component, phase, weight FROM dataengine.blend_components ORDER BY component").to_pylist()
+    assert rows == [{"component": "x", "phase": "a", "weight": 1.0}, {"component": "y", "phase": "b", "weight": 2.0}]
+    path.write_text("name: broken\nphases: [{name: a, token_share: 0.4}]\ncomponents: [{name: x, sql: 'SELECT id, text FROM docs', weight: 1, phase: a}]\n")
+    bad = run_cli("blend", "create", "--file", str(path), warehouse=corpus.config.root)
+    assert bad.returncode == 1 and "token shares must sum to 1" in bad.stderr
