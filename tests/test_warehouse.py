@@ -82,3 +82,53 @@ def test_time_travel_rewrite_leaves_strings_alone():
     assert rewrite_time_travel("FROM s.t@4 JOIN u@5 USING (id)") == (
         "FROM s.t AT (VERSION => 4) JOIN u AT (VERSION => 5) USING (id)"
     )
+
+
+def _postgres_bin() -> str | None:
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return found[-1].rsplit("/", 1)[0] if found else None
+
+
+@pytest.fixture
+def postgres_dsn(tmp_path):
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's binaries), stopped afterwards."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (Debian package postgresql)")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    import tempfile
+    from pathlib import Path
+
+    # outside pytest's tmp_path: its parents are private to root, and the server runs as postgres
+    folder = Path(tempfile.mkdtemp(prefix="dataengine-pg-"))
+    if as_user:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = folder / "data"
+    subprocess.run(as_user + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True)
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-o", opts, "-l", str(folder / "log"), "-w", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgres:dbname=postgres host=127.0.0.1 port={port} user=postgres"
+    finally:
+        subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "stop", "-m", "immediate"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_postgresql_catalog(tmp_path, postgres_dsn):
+    init_warehouse(tmp_path / "pgw", catalog=postgres_dsn)
+    w = Warehouse(tmp_path / "pgw")
+    first = w.write_table("t", pa.table({"id": ["a", "b"]}))
+    w.write_table("t", pa.table({"id": ["c"]}))
+    assert w.sql(f"SELECT count(*) FROM t@{first}").column(0)[0].as_py() == 2
+    assert w.sql("SELECT count(*) FROM t").column(0)[0].as_py() == 3
+    assert w.config.catalog.startswith("postgres:")
