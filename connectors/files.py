@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from typing import Iterator
@@ -26,6 +27,24 @@ def _source_name(path: str, options: FileOptions) -> str:
     return options.source or os.path.basename(path.rstrip("/"))
 
 
+def parse_timestamp(value) -> dt.datetime | None:
+    """ISO-8601 text or epoch seconds -> aware UTC datetime; naive times are taken as UTC.
+
+    Unparseable values become None (the document is kept; the field is simply unknown).
+    """
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, (int, float)):
+            return dt.datetime.fromtimestamp(value, dt.timezone.utc)
+        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
 def _records_to_table(records: list[dict], offsets: list[int], path: str, options: FileOptions) -> pa.Table:
     source = _source_name(path, options)
     cols: dict[str, list] = {name: [] for name in CORE_COLUMNS}
@@ -36,9 +55,10 @@ def _records_to_table(records: list[dict], offsets: list[int], path: str, option
         cols["id"].append(make_doc_id(source, rid))
         cols["text"].append(rec.get(options.text_field))
         cols["source"].append(rec.get("source", source))
-        for name in ("url", "crawl", "content_type", "title", "language", "fetched_at"):
+        for name in ("url", "crawl", "content_type", "title", "language"):
             value = rec.get(name)
-            cols[name].append(value)
+            cols[name].append(None if value is None else str(value))
+        cols["fetched_at"].append(parse_timestamp(rec.get("fetched_at")))
         cols["language_score"].append(rec.get("language_score"))
         if options.keep_fields:
             extra = {k: v for k, v in rec.items() if k not in CORE_COLUMNS and k != options.text_field}
@@ -46,10 +66,11 @@ def _records_to_table(records: list[dict], offsets: list[int], path: str, option
     arrays = {}
     for field in DOCUMENT_SCHEMA:
         values = cols[field.name]
-        if field.name == "fetched_at":
-            arrays[field.name] = pa.array(values, type=pa.string()).cast(field.type) if any(values) else pa.nulls(len(values), field.type)
+        if field.name == "language_score":
+            values = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values]
+            arrays[field.name] = pa.array(values, type=pa.float64())
         else:
-            arrays[field.name] = pa.array(values, type=field.type if field.name != "language_score" else pa.float64())
+            arrays[field.name] = pa.array(values, type=field.type)
     table = pa.table(arrays)
     if options.keep_fields:
         table = table.append_column("meta", pa.array(meta, type=pa.string()))

@@ -1,0 +1,180 @@
+"""Deduplication: exact, URL and MinHash-LSH fuzzy, on real documents through real pipelines."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from conftest import demo_records, run_cli
+from dataengine.executors import run_pipeline
+from dataengine.pipeline import pipeline_from_dict
+from filters.shingles import jaccard, shingle_hashes, shingle_sets
+from filters.url_dedup import normalise_url
+from kernels.minhash import signatures
+
+DOLMA = Path(__file__).parent / "data" / "dolma-deduper"
+
+
+def _dolma_docs() -> list[dict]:
+    with gzip.open(DOLMA / "documents" / "000.json.gz", "rt") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture
+def dolma_twice(wh, tmp_path):
+    """The Dolma deduper fixture ingested twice: copy 1 fetched in January, copy 2 in February."""
+    files = []
+    for copy, month in ((1, "01"), (2, "02")):
+        path = tmp_path / f"copy{copy}.jsonl"
+        with open(path, "w") as fh:
+            for doc in _dolma_docs():
+                fh.write(json.dumps({"id": doc["id"], "text": doc["text"], "url": doc["metadata"]["url"],
+                                     "fetched_at": f"2024-{month}-15T00:00:00", "copy": copy}) + "\n")
+        files.append(str(path))
+    run_pipeline(pipeline_from_dict({"source": {"files": files, "format": "jsonl"}, "output": {"table": "raw"}}), wh, progress=False)
+    return wh
+
+
+def test_dolma_fixture_second_copies_are_flagged(dolma_twice):
+    wh = dolma_twice
+    pipe = pipeline_from_dict(
+        {
+            "source": {"table": "raw"},
+            "stages": ["exact_dedup", "url_dedup", "fuzzy_dedup"],
+            "output": {"table": "raw"},
+            "executor": {"shards": 3, "workers": 1},
+        }
+    )
+    run_pipeline(pipe, wh, progress=False)
+    rows = wh.sql(
+        "SELECT json_extract(meta, '$.copy')::INT AS copy, url, dup_keep, url_dup_keep, fuzzy_dup_keep, "
+        "fuzzy_dup_cluster_size FROM raw"
+    ).to_pylist()
+    assert len(rows) == 20
+    for r in rows:
+        first = r["copy"] == 1
+        assert r["dup_keep"] == first and r["fuzzy_dup_keep"] == first, r
+        assert r["fuzzy_dup_cluster_size"] == 2
+    # URL dedup also matches Dolma's expected bff_duplicate_url: within the first copy, the
+    # document whose metadata.url repeats an earlier one is flagged.
+    with gzip.open(DOLMA / "expected" / "dedupe-by-url.json.gz", "rt") as fh:
+        dolma_dups = {json.loads(l)["id"] for l in fh if json.loads(l)["attributes"].get("bff_duplicate_url")}
+    url_of = {d["id"]: d["metadata"]["url"] for d in _dolma_docs()}
+    dup_urls = {url_of[i] for i in dolma_dups}
+    first_copy = [r for r in rows if r["copy"] == 1]
+    assert sum(not r["url_dup_keep"] for r in first_copy) == len(dolma_dups) == 1
+    assert all(r["url_dup_keep"] is False for r in rows if r["copy"] == 2)
+    assert {r["url"] for r in first_copy if not r["url_dup_keep"]} <= dup_urls
+
+
+def _variant(words: list[str], rng: random.Random, edits: int) -> list[str]:
+    w = list(words)
+    for _ in range(edits):
+        op = rng.random()
+        i = rng.randrange(len(w))
+        if op < 0.4:
+            w[i] = rng.choice(["alpha", "beta", "gamma", "delta", "omega"]) + str(rng.randrange(1000))
+        elif op < 0.7:
+            w.insert(i, "inserted" + str(rng.randrange(1000)))
+        else:
+            j = rng.randrange(len(w))  # move a span: reordering
+            span = w[i : i + 5]
+            del w[i : i + 5]
+            w[j:j] = span
+    return w
+
+
+def test_near_duplicate_recall_and_precision(wh):
+    rng = random.Random(1)
+    bases = [r["text"] for r in demo_records() if len(r["text"].split()) > 150][:120]
+    rows, pairs = [], []
+    for b, text in enumerate(bases):
+        rows.append({"id": f"base-{b:03d}", "text": text})
+        words = text.split()
+        edits = rng.choice([1, 2, 4, 8, 16, 32])
+        variant = " ".join(_variant(words, rng, edits))
+        rows.append({"id": f"var-{b:03d}", "text": variant})
+        pairs.append((f"base-{b:03d}", f"var-{b:03d}", text, variant))
+    wh.write_table("pairs", pa.Table.from_pylist(rows))
+    truth = {}
+    for a, b, ta, tb in pairs:
+        sa, sb = shingle_sets([ta, tb], "word", 5)
+        truth[(a, b)] = jaccard(sa, sb)
+    pipe = pipeline_from_dict(
+        {
+            "source": {"table": "pairs"},
+            # tuned for Jaccard 0.8: P(candidate | J=0.8) = 1 - (1 - 0.8**5)**20 > 0.999
+            "stages": [{"name": "fuzzy_dedup", "params": {"preset": "custom", "unit": "word", "ngram": 5,
+                                                          "num_perm": 100, "bands": 20, "rows": 5, "threshold": 0.8,
+                                                          "order_by": ["id"]}}],
+            "output": {"table": "pairs"},
+        }
+    )
+    run_pipeline(pipe, wh, progress=False)
+    cluster = dict(wh.sql("SELECT id, fuzzy_dup_cluster FROM pairs").to_pylist() and
+                   [(r["id"], r["fuzzy_dup_cluster"]) for r in wh.sql("SELECT id, fuzzy_dup_cluster FROM pairs").to_pylist()])
+    high = [p for p, j in truth.items() if j >= 0.8]
+    low = [p for p, j in truth.items() if j < 0.8]
+    assert len(high) >= 40 and len(low) >= 20, (len(high), len(low))
+    recall = sum(cluster[a] == cluster[b] for a, b in high) / len(high)
+    predicted = [p for p in truth if cluster[p[0]] == cluster[p[1]]]
+    precision = sum(truth[p] >= 0.8 for p in predicted) / len(predicted)
+    assert recall >= 0.95, recall
+    assert precision >= 0.99, precision
+    # unrelated base documents never end up together
+    base_clusters = [cluster[f"base-{b:03d}"] for b in range(len(bases))]
+    assert len(set(base_clusters)) == len(bases)
+
+
+def test_minhash_estimates_jaccard_and_is_deterministic():
+    text = [r["text"] for r in demo_records()[:40]]
+    words = text[0].split()
+    rng = random.Random(3)
+    variants = [" ".join(_variant(words, rng, k)) for k in (2, 10, 40)]
+    arr = pa.array([text[0], *variants])
+    h, o = shingle_hashes(arr, "word", 5)
+    s1 = signatures(h, o, 256, seed=7)
+    s2 = signatures(h, o, 256, seed=7)
+    assert np.array_equal(s1, s2)
+    sets = shingle_sets([text[0], *variants], "word", 5)
+    for i in range(1, 4):
+        true = jaccard(sets[0], sets[i])
+        est = float(np.mean(s1[0] == s1[i]))
+        assert abs(est - true) < 0.1, (true, est)
+    assert not np.array_equal(signatures(h, o, 256, seed=8), s1)
+    # empty and null texts: no shingles, never a match
+    h, o = shingle_hashes(pa.array(["", None, "one"]), "word", 5)
+    assert list(np.diff(o)) == [0, 0, 1]
+
+
+def test_url_normalisation():
+    same = [
+        "https://Example.com:443/a/b/?utm_source=x&b=2&a=1#frag",
+        "http://example.com/a/b?a=1&b=2&fbclid=123",
+        "HTTP://EXAMPLE.COM:80/a/b?b=2&a=1",
+    ]
+    assert len({normalise_url(u) for u in same}) == 1
+    assert normalise_url("http://example.com/a") != normalise_url("http://example.com/b")
+    assert normalise_url("http://example.com:8080/") != normalise_url("http://example.com/")
+    assert normalise_url(None) is None
+    assert normalise_url("http://[bad") == "http://[bad"
+
+
+def test_dedup_report_cli(dolma_twice):
+    w = dolma_twice.config.root
+    run_cli("run", "--from", "raw", "--stage", "fuzzy_dedup", "--to", "raw", "-q", warehouse=w, check=True)
+    out = run_cli("dedup", "report", "raw", warehouse=w, check=True).stdout
+    assert "duplicate rate" in out and "50.0%" in out
+    hosts = {d["metadata"]["url"].split("/")[2] for d in _dolma_docs()}
+    assert sum(h in out for h in hosts) >= 3  # example URLs of the largest clusters
+    from filters.dedup_report import dedup_report
+
+    (report,) = dedup_report(dolma_twice, "raw")
+    assert report["histogram"] == [{"size": "2", "clusters": 10, "docs": 20}]
+    assert report["duplicates"] == 10 and report["rate"] == 0.5
