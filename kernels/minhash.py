@@ -56,15 +56,14 @@ def _segment_min(values, starts, xp):
     """Minimum over consecutive row segments starting at ``starts`` (all non-empty)."""
     if xp is np:
         return np.minimum.reduceat(values, starts, axis=0)
-    # CuPy has no ufunc.reduceat: a segmented min through a stable sort-free trick.
+    # CuPy has no ufunc.reduceat: label each row with its segment and scatter-min into place.
+    import cupyx
+
     seg = xp.zeros(values.shape[0], dtype=xp.int64)
     seg[starts[1:]] = 1
     seg = xp.cumsum(seg)
     out = xp.full((int(starts.shape[0]), values.shape[1]), _EMPTY, dtype=values.dtype)
-    for j in range(values.shape[1]):
-        col = out[:, j]
-        xp.minimum.at(col, seg, values[:, j])
-        out[:, j] = col
+    cupyx.scatter_min(out, seg, values)
     return out
 
 

@@ -1,0 +1,197 @@
+"""Fuzzy dedup end to end: ours vs datatrove's 4-stage MinHash vs datasketch MinHashLSH.
+
+Documents: real Shakespeare speeches (the demo corpus) recombined into documents of ~8
+speeches (~230 words), of which ``--dup-rate`` are near-copies of another document with a
+few word edits. Same documents, same cores, one run; all three use word 5-grams with
+14 bands x 8 rows (FineWeb's setting).
+
+The peers run in a separate virtual environment (never a project dependency):
+    python -m venv /tmp/dtvenv && /tmp/dtvenv/bin/pip install datatrove datasketch
+Usage:
+    python benchmarks/bench_dedup.py --docs 100000 --peer-python /tmp/dtvenv/bin/python
+    python benchmarks/bench_dedup.py --docs 1000000 --skip-peers      # memory at 1M documents
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from importlib import resources
+
+
+def make_docs(n: int, dup_rate: float, seed: int = 0) -> list[dict]:
+    path = resources.files("dataengine") / "data" / "demo_corpus.jsonl.gz"
+    with gzip.open(path, "rt") as fh:
+        speeches = [s for line in fh for s in json.loads(line)["text"].split("\n\n") if s.strip()]
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        if docs and rng.random() < dup_rate:
+            words = rng.choice(docs)["text"].split()
+            for _ in range(rng.randint(1, 3)):
+                words[rng.randrange(len(words))] = f"edit{rng.randrange(10**6)}"
+            text = " ".join(words)
+        else:
+            text = "\n\n".join(rng.sample(speeches, 8))
+        docs.append({"id": f"doc-{i:07d}", "text": text})
+    return docs
+
+
+def run_ours(jsonl: str, root: str, workers: int) -> dict:
+    from dataengine.executors import run_pipeline
+    from dataengine.pipeline import pipeline_from_dict
+    from warehouse import Warehouse, init_warehouse
+
+    init_warehouse(root)
+    wh = Warehouse(root)
+    run_pipeline(pipeline_from_dict({"source": {"files": [jsonl], "format": "jsonl"}, "output": {"table": "docs"}}), wh, progress=False)
+    pipe = pipeline_from_dict(
+        {
+            "source": {"table": "docs"},
+            "stages": [{"name": "fuzzy_dedup", "params": {"preset": "fineweb", "jaccard_check": False, "order_by": ["id"]}}],
+            "output": {"table": "docs"},
+            "executor": {"workers": workers, "batch_size": 5000},
+        }
+    )
+    start = time.perf_counter()
+    run_pipeline(pipe, wh, progress=False)
+    seconds = time.perf_counter() - start
+    removed = wh.sql("SELECT count(*) FILTER (WHERE NOT fuzzy_dup_keep) FROM docs").column(0)[0].as_py()
+    return {"seconds": seconds, "removed": removed}
+
+
+DATATROVE = textwrap.dedent(
+    """
+    import sys, time, json
+    from datatrove.executor.local import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
+        MinhashDedupCluster, MinhashDedupFilter)
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    from datatrove.utils.hashing import HashConfig
+    src, work, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cfg = MinhashConfig(hash_config=HashConfig(precision=64), num_buckets=14, hashes_per_bucket=8, n_grams=5)
+    reader = lambda: JsonlReader(src, glob_pattern="*.jsonl", text_key="text", id_key="id")
+    t = time.perf_counter()
+    LocalPipelineExecutor([reader(), MinhashDedupSignature(output_folder=f"{work}/sigs", config=cfg)],
+                          tasks=workers, workers=workers, logging_dir=f"{work}/l1").run()
+    LocalPipelineExecutor([MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=cfg)],
+                          tasks=cfg.num_buckets, workers=workers, logging_dir=f"{work}/l2").run()
+    LocalPipelineExecutor([MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/ids", config=cfg)],
+                          tasks=1, logging_dir=f"{work}/l3").run()
+    LocalPipelineExecutor([reader(), MinhashDedupFilter(input_folder=f"{work}/ids", exclusion_writer=JsonlWriter(f"{work}/removed")),
+                           JsonlWriter(f"{work}/out")], tasks=workers, workers=workers, logging_dir=f"{work}/l4").run()
+    seconds = time.perf_counter() - t
+    import glob, gzip
+    removed = sum(1 for f in glob.glob(f"{work}/removed/*") for _ in gzip.open(f, "rt"))
+    print(json.dumps({"seconds": seconds, "removed": removed}))
+    """
+)
+
+DATASKETCH = textwrap.dedent(
+    """
+    import sys, time, json, re
+    from datasketch import MinHash, MinHashLSH
+    src = sys.argv[1]
+    docs = [json.loads(l) for l in open(src)]
+    t = time.perf_counter()
+    lsh = MinHashLSH(num_perm=112, params=(14, 8))
+    sigs = []
+    for d in docs:
+        w = re.sub(r"[^\\w\\s]", " ", d["text"].lower()).split()
+        shingles = {" ".join(w[i:i + 5]) for i in range(max(1, len(w) - 4))}
+        m = MinHash(num_perm=112)
+        m.update_batch([s.encode() for s in shingles])
+        lsh.insert(d["id"], m)
+        sigs.append(m)
+    parent = {}
+    def find(x):
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x]); x = parent[x]
+        return x
+    for d, m in zip(docs, sigs):
+        for other in lsh.query(m):
+            a, b = find(d["id"]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    removed = sum(1 for d in docs if find(d["id"]) != d["id"])
+    print(json.dumps({"seconds": time.perf_counter() - t, "removed": removed}))
+    """
+)
+
+
+def peak_rss_mb(pid_children: bool = True) -> float:
+    import resource
+
+    who = resource.RUSAGE_CHILDREN if pid_children else resource.RUSAGE_SELF
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--dup-rate", type=float, default=0.1)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--peer-python", default="/tmp/dtvenv/bin/python")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--out", default="benchmarks/out/dedup")
+    args = ap.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    os.makedirs(os.path.join(args.out, "input"))
+    jsonl = os.path.join(args.out, "input", "docs.jsonl")
+    docs = make_docs(args.docs, args.dup_rate)
+    with open(jsonl, "w") as fh:
+        for d in docs:
+            fh.write(json.dumps(d) + "\n")
+    del docs
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "docs": args.docs,
+        "workers": args.workers,
+    }
+    # ours runs in a child process so its peak RSS is measured on its own
+    child = textwrap.dedent(
+        f"""
+        import json, sys
+        sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
+        from bench_dedup import run_ours
+        print(json.dumps(run_ours({jsonl!r}, {os.path.join(args.out, 'wh')!r}, {args.workers})))
+        """
+    )
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-c", child], capture_output=True, text=True, check=True
+    )
+    ours = json.loads(proc.stdout.strip().splitlines()[-1])
+    rss = [l for l in proc.stderr.splitlines() if "Maximum resident set size" in l]
+    ours["peak_rss_mb_driver"] = int(rss[0].split()[-1]) / 1024 if rss else None
+    ours["docs_per_s"] = args.docs / ours["seconds"]
+    result["ours"] = ours
+    if not args.skip_peers:
+        for name, script in (("datatrove", DATATROVE), ("datasketch", DATASKETCH)):
+            work = os.path.join(args.out, name)
+            os.makedirs(work, exist_ok=True)
+            src = os.path.dirname(jsonl) if name == "datatrove" else jsonl
+            proc = subprocess.run(
+                [args.peer_python, "-c", script, src, work, str(args.workers)], capture_output=True, text=True
+            )
+            if proc.returncode != 0:
+                result[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+                continue
+            peer = json.loads(proc.stdout.strip().splitlines()[-1])
+            peer["docs_per_s"] = args.docs / peer["seconds"]
+            peer["ours_speedup"] = peer["seconds"] / ours["seconds"]
+            result[name] = peer
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
