@@ -231,6 +231,27 @@ from dataengine.cli_blend import blend_app, tokenizer_app  # noqa: E402
 app.add_typer(blend_app, name="blend")
 app.add_typer(tokenizer_app, name="tokenizer")
 
+from dataengine.cli_dedup import dedup_app  # noqa: E402
+
+app.add_typer(dedup_app, name="dedup")
+from dataengine.cli_train import train_command  # noqa: E402
+
+app.command("train")(train_command)
+
+from dataengine.cli_quality import classifier_app, quality_app  # noqa: E402
+
+app.add_typer(classifier_app, name="classifier")
+app.add_typer(quality_app, name="quality")
+
+
+from dataengine.cli_ingest import ingest_app  # noqa: E402
+
+app.add_typer(ingest_app, name="ingest")
+
+from dataengine.cli_generate import generate_app  # noqa: E402
+
+app.add_typer(generate_app, name="generate")
+
 
 def main() -> None:
     """Entry point: user errors print one line, no traceback."""

@@ -71,7 +71,69 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
         f"SELECT (SELECT count(*) FROM (DESCRIBE SELECT * FROM raw@{first})) AS columns_then, "
         "(SELECT count(*) FROM (DESCRIBE SELECT * FROM raw)) AS columns_now",
     )
+    _step("4. dedup: exact and MinHash-LSH near-duplicate clusters (global stages)")
+    dedup = pipeline_from_dict(
+        {
+            "name": "demo-dedup",
+            "source": {"table": "raw"},
+            "stages": ["exact_dedup", {"name": "fuzzy_dedup", "params": {"order_by": ["id"]}}],
+            "output": {"table": "raw"},
+            "executor": {"workers": 2, "shards": 2},
+        }
+    )
+    _report(run_pipeline(dedup, wh, progress=progress))
+    _show(
+        wh,
+        "SELECT count(*) AS docs, count(*) FILTER (WHERE NOT dup_keep) AS exact_dups, "
+        "count(*) FILTER (WHERE NOT fuzzy_dup_keep) AS near_dups FROM raw",
+    )
+
+    _step("5. blend: two components by SQL, frozen as an immutable version")
+    _demo_blend(wh)
+
+    _step("6. quality: Gopher and FineWeb heuristic presets as columns (select later in SQL)")
+    _demo_heuristics(wh, progress)
     out.print(f"[bold green]demo finished in {time.time() - start:.1f}s[/bold green]; warehouse at {wh.config.root}")
+
+
+def _demo_blend(wh: Warehouse) -> None:
+    from dataengine.cli_blend import _version_table
+    from warehouse.blends import Blends
+
+    blends = Blends(wh)
+    if blends._latest_revision("demo") is None:
+        blends.create(
+            {
+                "name": "demo",
+                "description": "long documents weighted up; near-duplicates out",
+                "components": [
+                    {"name": "long", "sql": "SELECT id, text FROM raw WHERE fuzzy_dup_keep AND text_words > 200", "weight": 0.7},
+                    {"name": "short", "sql": "SELECT id, text FROM raw WHERE fuzzy_dup_keep AND text_words <= 200", "weight": 0.3},
+                ],
+            }
+        )
+    version = blends.freeze("demo", tokenizer="gpt2", target_tokens=1_000_000)
+    out.print(_version_table(version))
+    out.print(f"frozen demo@{version['version']} (content hash {version['content_hash']}); token export: {version['manifest']}")
+
+
+def _demo_heuristics(wh: Warehouse, progress: bool) -> None:
+    heuristics = pipeline_from_dict(
+        {
+            "name": "demo-heuristics",
+            "source": {"table": "raw"},
+            "stages": [{"name": "heuristics", "params": {"presets": ["gopher", "fineweb"]}}],
+            "output": {"table": "raw"},
+            "executor": {"workers": 2, "shards": 2},
+        }
+    )
+    _report(run_pipeline(heuristics, wh, progress=progress))
+    _show(
+        wh,
+        "SELECT round(100 * avg(heuristics_gopher_pass::INT), 1) AS gopher_pass_pct, "
+        "round(100 * avg(heuristics_fineweb_pass::INT), 1) AS fineweb_pass_pct, "
+        "round(median(gopher_rep_dup_line_frac), 3) AS median_dup_line_frac FROM raw",
+    )
 
 
 def _report(result) -> None:

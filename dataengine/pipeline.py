@@ -60,8 +60,18 @@ class OutputConfig(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    kind: Literal["local"] = "local"
+    kind: Literal["local", "dask", "spark"] = "local"
     workers: int = Field(2, ge=1)
+    # -- dask / spark (see docs/executors.md) --
+    threads: int = Field(1, ge=1, description="threads per worker (dask) / cores per executor (spark)")
+    memory_limit: str | None = Field(None, description="memory per worker, e.g. '4GB' (dask) or '4g' (spark)")
+    dask_scheduler: str | None = Field(None, description="tcp://host:port of a running scheduler; default: a LocalCluster")
+    spark_master: str | None = Field(None, description="Spark master URL; default: local[workers]")
+    gpu: bool = Field(False, description="dask only: dask_cuda.LocalCUDACluster, cuDF batches for stages with a GPU path")
+    reduce: Literal["driver", "engine"] = Field(
+        "driver", description="where global stages reduce: DuckDB on the driver, or a Dask/Spark shuffle"
+    )
+    retries: int = Field(3, ge=1, description="attempts per shard task before the run fails (dask/spark)")
     shards: int | None = Field(None, ge=1, description="partitions of a table source")
     rows_per_shard: int = Field(100_000, ge=1)
     batch_size: int = Field(2_000, ge=1)

@@ -16,7 +16,19 @@ from dataengine.errors import PipelineConfigError
 #: must happen in ``setup()`` / inside functions, never at module level.
 PLUGIN_MODULES = [
     "dataengine.builtin_stages",
+    "dataengine.exact_dedup",
+    "filters.fuzzy_dedup",
+    "filters.url_dedup",
     "connectors.files",
+    "connectors.warc",
+    "connectors.extract",
+    "filters.langid",
+    "filters.heuristics",
+    "filters.classifiers",
+    "filters.quality",
+    "generators.recipes.nemotron_cc",
+    "generators.recipes.mind",
+    "generators.recipes.beyondweb",
 ]
 
 _STAGES: dict[str, type] = {}

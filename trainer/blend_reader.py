@@ -20,18 +20,29 @@ from warehouse.indexed import IndexedDataset
 
 
 class _ComponentStream:
-    """A component's token stream across epochs, with a seeded document order per epoch."""
+    """A component's token stream across epochs, with a seeded document order per epoch.
 
-    def __init__(self, prefix: str, seed: int, index: int):
+    ``documents`` restricts the stream to those document indices (a train or validation
+    split, see trainer/data.py); None means every document, exactly as before.
+    """
+
+    def __init__(self, prefix: str, seed: int, index: int, documents: np.ndarray | None = None):
         self.data = IndexedDataset(prefix)
         self.seed, self.index = seed, index
-        self.tokens_per_epoch = self.data.total_tokens
+        self.documents = None if documents is None else np.asarray(documents, dtype=np.int64)
+        if self.documents is None:
+            self.tokens_per_epoch = self.data.total_tokens
+        else:
+            self.tokens_per_epoch = int(self.data.sizes[self.documents].sum(dtype=np.int64))
         self._epochs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _epoch(self, e: int) -> tuple[np.ndarray, np.ndarray]:
         if e not in self._epochs:
             rng = np.random.default_rng([self.seed, self.index, e])
-            order = rng.permutation(len(self.data))
+            if self.documents is None:
+                order = rng.permutation(len(self.data))
+            else:  # same seeded permutation, over the kept documents only
+                order = self.documents[rng.permutation(len(self.documents))]
             ends = np.cumsum(self.data.sizes[order].astype(np.int64))
             if len(self._epochs) > 4:
                 self._epochs.pop(next(iter(self._epochs)))
@@ -62,17 +73,20 @@ class BlendReader:
     """Packed, weighted, resumable samples from a blend export manifest."""
 
     def __init__(self, manifest: str | Path | dict, seq_len: int, seed: int | None = None,
-                 total_samples: int | None = None):
+                 total_samples: int | None = None, documents: dict[str, np.ndarray] | None = None):
+        """``documents`` maps a component name to the document indices this reader may use
+        (default: all); trainer/data.py uses it to keep train and validation documents apart."""
         if not isinstance(manifest, dict):
             manifest = json.loads(Path(manifest).read_text())
         self.manifest = manifest
         self.seq_len = seq_len
         self.seed = manifest.get("seed", 1234) if seed is None else seed
-        comps = [c for c in manifest["components"] if c["tokens"] > 0]
+        documents = documents or {}
+        comps = [c for c in manifest["components"] if c["tokens"] > 0 and len(documents.get(c["name"], [0])) > 0]
         if not comps:
             raise ValueError("the blend export has no tokens")
         self.names = [c["name"] for c in comps]
-        self.streams = [_ComponentStream(c["prefix"], self.seed, i) for i, c in enumerate(comps)]
+        self.streams = [_ComponentStream(c["prefix"], self.seed, i, documents.get(c["name"])) for i, c in enumerate(comps)]
         phases = manifest.get("phases") or [{"name": "main", "token_share": 1.0}]
         self.phases = []
         for p in phases:

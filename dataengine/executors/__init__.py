@@ -12,4 +12,12 @@ def run_pipeline(pipeline, warehouse, executor: str | None = None, progress: boo
         from dataengine.executors.local import run_local
 
         return run_local(pipeline, warehouse, progress=progress, **options)
-    raise PipelineConfigError(f"unknown executor {kind!r}: available: local")
+    if kind == "dask":
+        from dataengine.executors.dask_executor import run_dask
+
+        return run_dask(pipeline, warehouse, progress=progress, **options)
+    if kind == "spark":
+        from dataengine.executors.spark_executor import run_spark
+
+        return run_spark(pipeline, warehouse, progress=progress, **options)
+    raise PipelineConfigError(f"unknown executor {kind!r}: available: local, dask, spark")

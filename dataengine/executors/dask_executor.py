@@ -1,0 +1,164 @@
+"""The Dask executor: shards as dask.distributed tasks, global reduces as a Dask shuffle.
+
+Each task is :func:`process_shard` for one shard: the worker reads its partition through
+DuckDB (``AT (VERSION => v) WHERE hash(id) % parts = i``, lake attached READ_ONLY) or
+its input file, runs the stages and stages one Parquet file; the driver commits once.
+A worker that dies mid-task is replaced by its nanny and the scheduler re-runs the task
+elsewhere (``distributed.scheduler.allowed-failures``); :func:`process_shard` is
+idempotent, so a re-run task overwrites its own file and the table gets each row once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+import uuid
+
+import pyarrow as pa
+
+from dataengine.executors.base import RunResult, committed_snapshot, plan_run, process_shard
+from dataengine.executors.driver import execute_plan, executor_config
+from dataengine.global_stage import (
+    GlobalStage,
+    finish_reduce,
+    fresh_tmp_dir,
+    read_reduce_inputs,
+    reduce_arrow,
+    reduce_on_driver,
+    write_reduce_partition,
+)
+from dataengine.pipeline import ExecutorConfig
+
+
+@contextlib.contextmanager
+def dask_client(cfg: ExecutorConfig, client=None):
+    """Yield a client: the given one, one connected to ``cfg.dask_scheduler``, or a new LocalCluster's."""
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+
+    if cfg.dask_scheduler:
+        with Client(cfg.dask_scheduler) as remote:
+            yield remote
+        return
+    options = dict(
+        n_workers=cfg.workers,
+        threads_per_worker=cfg.threads,
+        memory_limit=cfg.memory_limit or "auto",
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+    if cfg.gpu:
+        from dataengine.executors.gpu import local_cuda_cluster
+
+        options.pop("silence_logs")
+        options.pop("n_workers")  # one worker per visible GPU (CUDA_VISIBLE_DEVICES)
+        cluster = local_cuda_cluster(**options)
+    else:
+        cluster = LocalCluster(processes=True, **options)
+    with cluster, Client(cluster) as local:
+        yield local
+
+
+def run_dask(
+    pipeline,
+    warehouse,
+    progress: bool = True,
+    new_run: bool = False,
+    client=None,
+    **overrides,
+) -> RunResult:
+    """Plan, run every shard as a Dask task, reduce global stages, commit once.
+
+    ``client``: an existing ``distributed.Client`` (tests and notebooks share one);
+    ``overrides``: ExecutorConfig fields (workers, threads, memory_limit, dask_scheduler, gpu, reduce, retries).
+    """
+    started = time.time()
+    cfg = executor_config(pipeline, **overrides)
+    plan = plan_run(pipeline, warehouse)
+    if not new_run:
+        snap = committed_snapshot(warehouse, plan.run_id)
+        if snap is not None:
+            return RunResult(plan.run_id, plan.output_table, snap, 0, len(plan.shards), len(plan.shards), {}, already_committed=True)
+    if cfg.gpu:
+        from dataengine.executors.gpu import gpu_stages
+
+        plan.stages = gpu_stages(plan.stages)
+    with dask_client(cfg, client) as dask:
+        def run_shards(pending, stages, reader, run_dir, bar):
+            run_shards_on_dask(dask, pending, stages, reader, run_dir, warehouse.config, cfg, bar)
+
+        def reduce(stage, mapped_files, out_dir):
+            if cfg.reduce == "driver":
+                return reduce_on_driver(stage, mapped_files, out_dir)
+            return reduce_with_dask(dask, stage, mapped_files, out_dir, partitions=len(plan.shards))
+
+        return execute_plan(plan, warehouse, "dask", run_shards, reduce, progress=progress, started=started)
+
+
+def run_shards_on_dask(client, pending, stages, reader, run_dir, warehouse_config, cfg: ExecutorConfig, bar) -> None:
+    """One task per shard; ``retries`` covers exceptions, the scheduler covers dead workers."""
+    from distributed import as_completed
+
+    attempt = uuid.uuid4().hex[:8]  # fresh keys: never reuse a result cached from another run
+    # A partial, not keyword arguments: client.map has a `batch_size` parameter of its own.
+    task = functools.partial(
+        process_shard,
+        stages=stages,
+        reader=reader,
+        run_dir=run_dir,
+        warehouse_config=warehouse_config,
+        batch_size=cfg.batch_size,
+    )
+    futures = client.map(task, pending, key=[f"dataengine-shard-{s.key}-{attempt}" for s in pending], retries=cfg.retries - 1)
+    try:
+        for future in as_completed(futures):
+            bar.advance(future.result()["rows"])
+    finally:
+        for future in futures:
+            future.release()
+
+
+# -- global reduce as a Dask shuffle ---------------------------------------------------
+
+def _inputs_frame(path: str, stage: GlobalStage):
+    return read_reduce_inputs(stage, path).to_pandas()
+
+
+def _reduce_and_write(frame, stage: GlobalStage, out_dir: str, partition_info=None):
+    import pandas as pd
+
+    rows = pa.Table.from_pandas(frame, preserve_index=False)
+    number = partition_info["number"] if partition_info else 0
+    written = write_reduce_partition(reduce_arrow(stage, rows), out_dir, f"part-{number:05d}")
+    return pd.DataFrame({"rows": pd.Series([written], dtype="int64")})
+
+
+def reduce_with_dask(client, stage: GlobalStage, mapped_files: list[str], out_dir: str, partitions: int) -> dict:
+    """Hash-partition the reduce inputs by ``stage.reduce_key`` (Dask shuffle), reduce each partition in DuckDB."""
+    import os
+
+    import dask.dataframe as dd
+    import pandas as pd
+
+    start = time.perf_counter()
+    tmp = fresh_tmp_dir(out_dir)
+    files = [f for f in mapped_files if os.path.exists(f)]
+    rows = 0
+    if files:
+        meta = read_reduce_inputs(stage, files[0]).slice(0, 0).to_pandas()
+        frame = dd.from_map(_inputs_frame, files, stage=stage, meta=meta, enforce_metadata=False)
+        if stage.reduce_key:
+            frame = frame.shuffle(on=stage.reduce_key, npartitions=max(1, partitions))
+        else:
+            frame = frame.repartition(npartitions=1)
+        out_meta = pd.DataFrame({"rows": pd.Series([], dtype="int64")})
+        counts = frame.map_partitions(_reduce_and_write, stage, tmp, meta=out_meta)
+        rows = int(client.compute(counts).result()["rows"].sum())
+    stats = {"where": "dask shuffle", "rows": rows, "seconds": round(time.perf_counter() - start, 4)}
+    finish_reduce(tmp, out_dir, stats)
+    return stats

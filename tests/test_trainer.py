@@ -1,0 +1,243 @@
+"""The pretraining trainer end to end on a real warehouse, blend versions and tiny models.
+
+The corpus is the demo corpus shipped in the package (tinyshakespeare, MIT; see
+dataengine/data/SOURCES.md); the tokenizer is a 512-token byte-level BPE trained on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+import yaml
+
+from conftest import demo_records, run_cli
+from trainer.config import load_config
+from trainer.data import load_manifest, validation_batches
+from trainer.loop import train
+from warehouse import Warehouse, init_warehouse
+from warehouse.blends import Blends
+from warehouse.tokenizers import register_tokenizer, train_tokenizer
+
+TINY = {  # a tiny model that still learns something in a few hundred steps
+    "model": {"preset": "tiny", "seq_len": 64},
+    "data": {"micro_batch_size": 8, "val_samples": 64},
+    "schedule": {"warmup_steps": 20},
+    "runtime": {"threads": 1, "deterministic": True},
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory):
+    """Warehouse with the corpus, a trained tokenizer and two frozen blend versions."""
+    root = tmp_path_factory.mktemp("trainer") / "wh"
+    init_warehouse(root)
+    wh = Warehouse(root)
+    recs = demo_records()
+    wh.write_table("docs", pa.table({"id": [r["id"] for r in recs], "text": [r["text"] for r in recs],
+                                     "words": [len(r["text"].split()) for r in recs]}))
+    tok = register_tokenizer(wh, "shakes-bpe512", train_tokenizer((r["text"] for r in recs), 512), source="docs")
+    blends = Blends(wh)
+    blends.create({"name": "shakes", "components": [{"name": "all", "sql": "SELECT id, text FROM docs", "weight": 1}]})
+    blends.create({"name": "long", "components": [
+        {"name": "long", "sql": "SELECT id, text FROM docs WHERE words > 250", "weight": 1}]})
+    shakes = blends.freeze("shakes", tokenizer="shakes-bpe512")
+    long = blends.freeze("long", tokenizer="shakes-bpe512")
+    return {"wh": wh, "root": root, "tok": tok, "manifest": load_manifest(shakes["manifest"]),
+            "other_manifest": load_manifest(long["manifest"])}
+
+
+def _cfg(**overrides):
+    """The TINY config with dotted-key overrides."""
+    return load_config(None, {**_flatten(TINY), **overrides})
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def adamw_run(lake, tmp_path_factory):
+    out = tmp_path_factory.mktemp("adamw")
+    cfg = _cfg(steps=300, **{"optimizer.name": "adamw", "optimizer.lr": 3e-3, "eval_every": 100})
+    return out, train(lake["manifest"], cfg, out, lake["tok"].tokenizer)
+
+
+def test_adamw_learns_well_below_the_unigram_baseline(adamw_run):
+    out, summary = adamw_run
+    assert summary["unigram_val_loss"] > 4.5  # a 512-token vocabulary: context-free prediction is poor
+    assert summary["final_val_loss"] < summary["unigram_val_loss"] - 0.8
+    vals = [m["val_loss"] for m in _metrics(out) if "val_loss" in m]
+    assert len(vals) == 3 and vals[0] > vals[-1]
+    losses = [m for m in _metrics(out) if "loss" in m]
+    assert [m["step"] for m in losses] == list(range(1, 301))
+    assert all(np.isfinite(m["grad_norm"]) and m["tokens_per_s"] > 0 for m in losses)
+    report = (out / "report.html").read_text()
+    assert report.count("<polyline") == 2 and "unigram baseline" in report and "<script" not in report
+
+
+def test_muon_runs_and_learns(lake, tmp_path):
+    cfg = _cfg(steps=300, **{"optimizer.name": "muon", "eval_every": 300, "schedule.kind": "wsd"})
+    summary = train(lake["manifest"], cfg, tmp_path, lake["tok"].tokenizer)
+    assert summary["optimizer"] == "muon"
+    assert summary["final_val_loss"] < summary["unigram_val_loss"] - 0.8
+    state = torch.load(Path(summary["checkpoint_path"]) / "state.pt", weights_only=False)
+    muon_state, adamw_state = state["optimizers"]
+    assert len(muon_state["param_groups"][0]["params"]) == 14  # the hidden matrices: 2 layers x 7
+    assert "momentum_buffer" in next(iter(muon_state["state"].values()))
+    assert "exp_avg" in next(iter(adamw_state["state"].values()))
+
+
+def test_saved_folder_loads_with_transformers_and_generates(adamw_run, lake):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, summary = adamw_run
+    model = AutoModelForCausalLM.from_pretrained(summary["model_path"])
+    tok = AutoTokenizer.from_pretrained(summary["model_path"])
+    assert tok.eos_token == "<|endoftext|>" and tok.eos_token_id == lake["manifest"]["eos_id"]
+    # the loaded weights are the trained ones: same validation loss as the run measured
+    batches = validation_batches(lake["manifest"], 64, 0.05, 64, 8)
+    with torch.no_grad():
+        losses = [model(input_ids=torch.from_numpy(b[:, :-1]), labels=torch.from_numpy(b[:, :-1])).loss
+                  for b in batches]
+        inputs = torch.from_numpy(np.concatenate(batches))
+        logits = model(input_ids=inputs[:, :-1]).logits
+    direct = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), inputs[:, 1:].reshape(-1))
+    assert float(direct) == pytest.approx(summary["final_val_loss"], rel=1e-4)
+    assert all(np.isfinite(float(x)) for x in losses)
+    prompt = tok("ROMEO:\nWhat light", return_tensors="pt")
+    generated = model.generate(**prompt, max_new_tokens=24, do_sample=False)
+    assert generated.shape[1] == prompt["input_ids"].shape[1] + 24 or generated[0, -1] == tok.eos_token_id
+    text = tok.decode(generated[0], skip_special_tokens=True)
+    assert text.startswith("ROMEO:\nWhat light") and len(text) > len("ROMEO:\nWhat light")
+
+
+def _write_config(path: Path, **overrides) -> Path:
+    raw = json.loads(json.dumps(TINY))
+    for key, value in overrides.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_kill_and_resume_gives_the_uninterrupted_losses(lake, tmp_path):
+    root = lake["root"]
+    config = _write_config(tmp_path / "train.yaml", steps=150, checkpoint_every=30, eval_every=30,
+                           **{"optimizer.name": "muon"})
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    run_cli("train", "--blend", "shakes@1", "--config", str(config), "--output", str(full), "-q",
+            warehouse=root, check=True)
+
+    cmd = [sys.executable, "-m", "dataengine.cli", "--warehouse", str(root), "train", "--blend", "shakes@1",
+           "--config", str(config), "--output", str(killed), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = killed / "checkpoints" / "step-0000030" / "meta.json"
+    deadline = time.time() + 240
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    before = _metrics(killed)
+    assert before and before[-1]["step"] < 150, "the run finished before it could be killed"
+    assert not (killed / "model").exists()
+
+    resumed = run_cli("train", "--blend", "shakes@1", "--config", str(config), "--output", str(killed), "-q",
+                      warehouse=root, check=True)
+    assert "trained" in resumed.stdout
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["resumed_from"] and "step-" in summary["resumed_from"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]  # noqa: E731
+    a, b = strip(_metrics(full)), strip(_metrics(killed))
+    assert len(a) == len(b) == 150 + 5
+    assert a == b  # bitwise: every loss, lr, grad norm and validation loss
+
+    # both runs are recorded in the warehouse, queryable by blend version
+    rows = run_cli("sql", "SELECT blend_ref, steps, optimizer, final_val_loss, resumed_from FROM "
+                   "dataengine.training_runs WHERE blend = 'shakes' AND blend_version = 1 AND steps = 150",
+                   "--format", "json", warehouse=root, check=True).stdout
+    recorded = [json.loads(line) for line in rows.splitlines()]
+    assert len(recorded) == 2 and {r["optimizer"] for r in recorded} == {"muon"}
+    assert recorded[0]["final_val_loss"] == recorded[1]["final_val_loss"]
+    assert sum(r["resumed_from"] is not None for r in recorded) == 1
+
+    # the finished run's folder refuses another blend version, with a message that says why
+    refused = run_cli("train", "--blend", "long@1", "--config", str(config), "--output", str(full),
+                      warehouse=root)
+    assert refused.returncode == 1
+    assert "refusing to resume" in refused.stderr and "shakes@1" in refused.stderr and "long@1" in refused.stderr
+
+
+def test_forced_resume_on_another_blend_version_continues(lake, tmp_path):
+    cfg = _cfg(steps=4, checkpoint_every=2)
+    train(lake["manifest"], cfg, tmp_path, lake["tok"].tokenizer)
+    longer = _cfg(steps=6, checkpoint_every=2)
+    from trainer.checkpoint import ResumeMismatch
+
+    with pytest.raises(ResumeMismatch, match="manifest"):
+        train(lake["other_manifest"], longer, tmp_path, lake["tok"].tokenizer)
+    summary = train(lake["other_manifest"], longer, tmp_path, lake["tok"].tokenizer, force=True)
+    assert summary["forced_mismatch"] and summary["resumed_from"].endswith("step-0000004")
+    assert [m["step"] for m in _metrics(tmp_path) if "loss" in m] == [1, 2, 3, 4, 5, 6]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_ddp_matches_one_process_with_double_accumulation(lake, tmp_path):
+    steps = 6
+    config = _write_config(tmp_path / "ddp.yaml", steps=steps, eval_every=steps, **{"data.grad_accum": 1})
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "dataengine.cli",
+           "--warehouse", str(lake["root"]), "train", "--blend", "shakes@1", "--config", str(config),
+           "--output", str(tmp_path / "ddp"), "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert ddp["world_size"] == 2
+    a, b = ddp["rank_param_checksums"]
+    assert a == b  # the replicas hold the same parameters
+
+    single = train(lake["manifest"], _cfg(steps=steps, eval_every=steps, **{"data.grad_accum": 2}),
+                   tmp_path / "single", lake["tok"].tokenizer)
+    assert single["world_size"] == 1
+    ddp_losses = [m["loss"] for m in _metrics(tmp_path / "ddp") if "loss" in m]
+    single_losses = [m["loss"] for m in _metrics(tmp_path / "single") if "loss" in m]
+    assert len(ddp_losses) == steps and ddp_losses == pytest.approx(single_losses, rel=1e-5)
+    assert ddp["final_val_loss"] == pytest.approx(single["final_val_loss"], rel=1e-5)
+
+    from safetensors.torch import load_file
+
+    w_ddp = load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))
+    w_single = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
+    assert w_ddp.keys() == w_single.keys()
+    for name in w_ddp:
+        torch.testing.assert_close(w_ddp[name], w_single[name], rtol=1e-4, atol=1e-5)

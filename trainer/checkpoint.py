@@ -1,0 +1,138 @@
+"""Checkpoints that resume a run exactly, and refuse to resume a different one.
+
+A checkpoint is ``OUTPUT/checkpoints/step-NNNNNNN/`` holding ``state.pt`` (model, optimizers,
+schedulers, RNG states, data position) and ``meta.json`` (step, samples consumed, blend
+manifest hash, tokenizer hash, config). It is written to a temporary folder and renamed,
+so a kill during the write leaves the previous checkpoint as the latest one. Only rank 0
+writes; with FSDP every rank takes part in gathering the full state first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dataengine.errors import DataEngineError
+
+STEP_PREFIX = "step-"
+
+
+class ResumeMismatch(DataEngineError):
+    """A checkpoint belongs to another blend version or tokenizer."""
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _model_and_optim_state(model, optimizers, sharded: bool) -> tuple[dict, list[dict]]:
+    if not sharded:
+        inner = getattr(model, "module", model)  # DDP wraps the model
+        return inner.state_dict(), [opt.state_dict() for opt in optimizers]
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return (get_model_state_dict(model, options=options),
+            [get_optimizer_state_dict(model, opt, options=options) for opt in optimizers])
+
+
+def save_checkpoint(folder: Path, step: int, model, optimizers, schedulers, meta: dict, rank: int = 0,
+                    sharded: bool = False, keep: int = 2) -> Path | None:
+    """Write checkpoint ``step`` under ``folder``; returns its path on rank 0."""
+    model_state, optim_states = _model_and_optim_state(model, optimizers, sharded)
+    if rank != 0:
+        return None
+    final = folder / f"{STEP_PREFIX}{step:07d}"
+    tmp = folder / f".tmp-{STEP_PREFIX}{step:07d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {
+        "model": model_state,
+        "optimizers": optim_states,
+        "schedulers": [s.state_dict() for s in schedulers],
+        "rng": rng_state(),
+        "step": step,
+    }
+    torch.save(state, tmp / "state.pt")
+    (tmp / "meta.json").write_text(json.dumps({**meta, "step": step}, indent=1, default=str))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in list_checkpoints(folder)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.startswith(STEP_PREFIX) and (p / "meta.json").exists())
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1] if found else None
+
+
+def check_compatible(meta: dict, manifest: dict, force: bool) -> list[str]:
+    """Refuse (ResumeMismatch) to resume on another blend version or tokenizer unless forced;
+    returns the differences that ``force`` let through."""
+    diffs = []
+    if meta.get("manifest_hash") != manifest["manifest_hash"]:
+        diffs.append(
+            f"checkpoint was trained on {meta.get('blend')}@{meta.get('blend_version')} "
+            f"(manifest {meta.get('manifest_hash')}), this run uses {manifest['blend']}@{manifest['version']} "
+            f"(manifest {manifest['manifest_hash']})"
+        )
+    if meta.get("tokenizer_hash") != manifest["tokenizer_hash"]:
+        diffs.append(
+            f"checkpoint tokenizer {meta.get('tokenizer')} ({meta.get('tokenizer_hash')}) differs from "
+            f"{manifest['tokenizer']} ({manifest['tokenizer_hash']})"
+        )
+    if diffs and not force:
+        raise ResumeMismatch("refusing to resume: " + "; ".join(diffs) + " (use --force to resume anyway, "
+                             "or a new --output folder to start fresh)")
+    return diffs
+
+
+def load_checkpoint(path: Path, model, optimizers, schedulers, sharded: bool = False,
+                    restore_optimizers: bool = True) -> dict:
+    """Restore everything saved by :func:`save_checkpoint` into live objects; returns the state."""
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                             set_optimizer_state_dict)
+
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=False)
+        set_model_state_dict(model, state["model"], options=options)
+        if restore_optimizers:
+            for opt, s in zip(optimizers, state["optimizers"]):
+                set_optimizer_state_dict(model, opt, s, options=options)
+    else:
+        getattr(model, "module", model).load_state_dict(state["model"])
+        if restore_optimizers:
+            for opt, s in zip(optimizers, state["optimizers"], strict=True):
+                opt.load_state_dict(s)
+    if restore_optimizers:
+        for sched, s in zip(schedulers, state["schedulers"], strict=True):
+            sched.load_state_dict(s)
+    set_rng_state(state["rng"])
+    return state

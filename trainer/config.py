@@ -1,0 +1,105 @@
+"""The training run configuration: one YAML file, validated before any work starts.
+
+Every field has a default that trains the tiny CPU model, so a config file only states
+what differs. Unknown keys fail with the field's name (a typo must not silently fall back
+to a default and change the run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dataengine.errors import DataEngineError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    preset: str = Field("tiny", description="tiny | small | 124m | 1b (see trainer/model.py)")
+    overrides: dict = Field(default_factory=dict, description="LlamaConfig fields that replace the preset's")
+    seq_len: int = 64
+
+
+class OptimizerConfig(_Strict):
+    name: Literal["adamw", "muon"] = "adamw"
+    lr: float = 3e-3  # AdamW groups (all parameters for adamw; embeddings, head, norms, biases for muon)
+    muon_lr: float = 0.02  # Muon groups: hidden 2-D weight matrices
+    muon_momentum: float = 0.95
+    muon_adjust_lr: Literal["original", "match_rms_adamw"] = "original"
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1  # applied to 2-D weight matrices only; never to norms, biases, embeddings
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+
+
+class ScheduleConfig(_Strict):
+    kind: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_steps: int = 20  # capped at the run's steps
+    decay_fraction: float = 0.2  # wsd: share of the steps spent decaying at the end
+    min_lr_ratio: float = 0.1  # floor of the decay, as a fraction of the peak
+
+
+class DataConfig(_Strict):
+    micro_batch_size: int = 8  # sequences per forward pass per rank
+    grad_accum: int = 1  # micro-batches per optimizer step per rank
+    seed: Optional[int] = None  # sampling seed; default: the manifest's seed
+    val_fraction: float = 0.05  # documents held out per component (see trainer/data.py)
+    val_samples: int = 64  # validation sequences evaluated (fixed, the same at every eval)
+
+
+class RuntimeConfig(_Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the model
+    deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
+    threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
+    distributed: Literal["ddp", "fsdp"] = "ddp"  # strategy when launched with torchrun
+    init_seed: int = 0  # seeds model initialisation
+
+
+class TrainConfig(_Strict):
+    steps: int = 200
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    log_every: int = 1
+    eval_every: int = 50
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1")
+        if not 0 <= self.data.val_fraction < 1:
+            raise ValueError("data.val_fraction must be in [0, 1)")
+        return self
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
+    """Read a YAML config (or the defaults) and apply dotted-key overrides like ``{"steps": 10}``."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise DataEngineError(f"no config file {path}") from None
+    for key, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValueError as exc:
+        raise DataEngineError(f"invalid training config {path or ''}: {exc}") from None

@@ -1,0 +1,298 @@
+"""The pretraining loop: a blend version's tokens in, checkpoints, metrics and a HF folder out.
+
+Output folder layout::
+
+    OUTPUT/metrics.jsonl      one line per logged step {"step", "loss", "lr", "grad_norm", "tokens_per_s", ...}
+                              and per evaluation {"step", "val_loss"}
+    OUTPUT/checkpoints/       resumable checkpoints (trainer/checkpoint.py)
+    OUTPUT/model/             transformers folder with tokenizer (trainer/hf_export.py)
+    OUTPUT/report.html        loss curves (trainer/report.py)
+    OUTPUT/summary.json       final metrics, also recorded in the warehouse by the CLI
+
+Reproducibility: the model is initialised from ``runtime.init_seed``; step ``s`` reads a fixed
+set of samples (trainer/data.py); with ``runtime.deterministic`` on CPU, deterministic kernels
+and a fixed thread count make a resumed run bitwise identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainer import checkpoint as ckpt
+from trainer.config import TrainConfig
+from trainer.data import TrainStream, unigram_baseline, validation_batches
+from trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
+                                 parameter_checksums, shutdown, sum_across_ranks, wrap_model)
+from trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
+from trainer.optim import build_optimizers, build_schedulers
+
+
+def run_id_for(manifest: dict, cfg: TrainConfig, output: Path) -> str:
+    """Stable across resumes of the same run: blend export, config and output folder."""
+    key = json.dumps([manifest["manifest_hash"], cfg.model_dump(mode="json"), str(output.resolve())], sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _configure_runtime(cfg: TrainConfig, env: DistEnv) -> None:
+    if env.device.type == "cpu":
+        torch.set_num_threads(cfg.runtime.threads)
+    if cfg.runtime.deterministic:
+        if env.device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        # CUDA attention backward kernels have no deterministic variant: warn there, enforce on CPU
+        torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
+
+
+def _use_bf16(cfg: TrainConfig, env: DistEnv) -> bool:
+    if cfg.runtime.precision == "auto":
+        return env.device.type == "cuda"
+    return cfg.runtime.precision == "bf16"
+
+
+class _Metrics:
+    """Append-only JSONL on rank 0; on resume, lines after the checkpoint's step are dropped
+    so the file reads as if the run had never stopped."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in keep))
+
+    def reset(self) -> None:
+        if self.enabled and self.path.exists():
+            self.path.unlink()
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+def _loss(model, window: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Mean next-token cross-entropy of a (batch, seq_len + 1) window."""
+    inputs, targets = window[:, :-1], window[:, 1:]
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with autocast:
+        logits = model(input_ids=inputs, use_cache=False).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
+@torch.no_grad()
+def evaluate(model, batches: list[np.ndarray], env: DistEnv, bf16: bool) -> float:
+    """Mean validation loss over the fixed validation set (batches split across ranks)."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=env.device)
+    for batch in batches[env.rank :: env.world]:
+        window = torch.from_numpy(batch).to(env.device)
+        n = window[:, 1:].numel()
+        total += torch.tensor([_loss(model, window, bf16).double().item() * n, n], dtype=torch.float64, device=env.device)
+    model.train()
+    total = sum_across_ranks(total, env)
+    return float(total[0] / total[1]) if total[1] else float("nan")
+
+
+def train(manifest: dict, cfg: TrainConfig, output: str | Path, tokenizer, *, blend_ref: str | None = None,
+          force: bool = False, resume: bool = True) -> dict:
+    """Train on the blend export ``manifest`` (see warehouse/export.py); returns the run summary.
+
+    ``tokenizer`` is the `tokenizers.Tokenizer` the blend was exported with (saved with the model).
+    Resumes from the latest checkpoint in ``output`` unless ``resume`` is False.
+    """
+    output = Path(output)
+    env = init_distributed(cfg.runtime.device)
+    try:
+        return _train(manifest, cfg, output, tokenizer, env, blend_ref or f"{manifest['blend']}@{manifest['version']}",
+                      force, resume)
+    finally:
+        shutdown(env)
+
+
+def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, blend_ref: str, force: bool,
+           resume: bool) -> dict:
+    _configure_runtime(cfg, env)
+    bf16 = _use_bf16(cfg, env)
+    d, seq_len = cfg.data, cfg.model.seq_len
+    if env.is_main:
+        output.mkdir(parents=True, exist_ok=True)
+    barrier(env)
+    metrics = _Metrics(output / "metrics.jsonl", env.is_main)
+    ckpt_dir = output / "checkpoints"
+
+    stream = TrainStream(manifest, seq_len, d.seed, d.micro_batch_size, d.grad_accum, env.world, cfg.steps, d.val_fraction)
+    val = validation_batches(manifest, seq_len, d.val_fraction, d.val_samples, d.micro_batch_size)
+    unigram = unigram_baseline(manifest, stream, val, manifest["vocab_size"]) if env.is_main else None
+
+    hf_config = model_config(cfg.model.preset, manifest["vocab_size"], manifest["eos_id"], seq_len, cfg.model.overrides)
+    model = build_model(hf_config, seed=cfg.runtime.init_seed).to(env.device)
+    fpt = flops_per_token(model, seq_len)
+    n_params = sum(p.numel() for p in model.parameters())
+    if cfg.optimizer.name == "muon" and cfg.runtime.distributed == "fsdp" and env.active:
+        from dataengine.errors import DataEngineError
+
+        raise DataEngineError("Muon orthogonalises whole matrices; with FSDP shards use optimizer adamw, or ddp")
+    if cfg.runtime.compile:
+        model.compile()
+    wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
+    sharded = env.active and cfg.runtime.distributed == "fsdp"
+    optimizers = build_optimizers(wrapped, cfg.optimizer, fused=env.device.type == "cuda" and not sharded)
+    schedulers = build_schedulers(optimizers, cfg.steps, cfg.schedule)
+
+    start_step, resumed_from, forced = 0, None, []
+    latest = ckpt.latest_checkpoint(ckpt_dir) if resume else None
+    if latest is not None:
+        meta = json.loads((latest / "meta.json").read_text())
+        forced = ckpt.check_compatible(meta, manifest, force)
+        if meta.get("global_batch") != stream.global_batch and not force:
+            raise ckpt.ResumeMismatch(
+                f"refusing to resume: checkpoint global batch {meta.get('global_batch')} != {stream.global_batch} "
+                "(micro_batch_size x grad_accum x world size); the data position would shift (use --force)")
+        state = ckpt.load_checkpoint(latest, wrapped, optimizers, schedulers, sharded=sharded)
+        start_step, resumed_from = state["step"], str(latest)
+        metrics.truncate_after(start_step)
+    elif env.is_main:
+        metrics.reset()
+
+    meta = {
+        "blend": manifest["blend"], "blend_version": manifest["version"], "manifest_hash": manifest["manifest_hash"],
+        "blend_content_hash": manifest["blend_content_hash"], "tokenizer": manifest["tokenizer"],
+        "tokenizer_hash": manifest["tokenizer_hash"], "global_batch": stream.global_batch, "world_size": env.world,
+        "config": cfg.model_dump(mode="json"),
+    }
+    params = [p for p in wrapped.parameters() if p.requires_grad]
+    peak = gpu_peak_flops(env.device)
+    tokens_per_step = stream.global_batch * seq_len
+    last_loss = last_val = float("nan")
+    train_seconds, trained_steps = 0.0, 0
+    bar = _progress(cfg, env, start_step)
+    interval_start, interval_steps = time.perf_counter(), 0
+    wrapped.train()
+    for step in range(start_step, cfg.steps):
+        step_start = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float32, device=env.device)
+        for micro in range(d.grad_accum):
+            window = torch.from_numpy(stream.micro_batch_at(step, micro, env.rank)).to(env.device, non_blocking=True)
+            with gradient_sync(wrapped, micro == d.grad_accum - 1, cfg.runtime.distributed, env):
+                loss = _loss(wrapped, window, bf16)
+                (loss / d.grad_accum).backward()
+            loss_sum += loss.detach()
+        max_norm = cfg.optimizer.grad_clip if cfg.optimizer.grad_clip > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP2
+            grad_norm = grad_norm.full_tensor()
+        lrs = [g["lr"] for opt in optimizers for g in opt.param_groups]
+        for opt in optimizers:
+            opt.step()
+        for sched in schedulers:
+            sched.step()
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        done = step + 1
+        trained_steps += 1
+        last_loss = float(mean_across_ranks(loss_sum / d.grad_accum, env))
+        train_seconds += time.perf_counter() - step_start
+        interval_steps += 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            elapsed = time.perf_counter() - interval_start
+            tps = tokens_per_step * interval_steps / elapsed if elapsed > 0 else float("nan")
+            record = {"step": done, "loss": last_loss, "lr": lrs[-1], "grad_norm": float(grad_norm),
+                      "tokens": done * tokens_per_step, "tokens_per_s": tps}
+            if len(optimizers) > 1:
+                record["muon_lr"] = lrs[0]
+            if peak:
+                record["mfu"] = fpt * tps / (peak * env.world)
+            metrics.write(record)
+            interval_start, interval_steps = time.perf_counter(), 0
+        if val and (done % cfg.eval_every == 0 or done == cfg.steps):
+            last_val = evaluate(wrapped, val, env, bf16)
+            metrics.write({"step": done, "val_loss": last_val})
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            ckpt.save_checkpoint(ckpt_dir, done, wrapped, optimizers, schedulers,
+                                 {**meta, "samples_consumed": done * stream.global_batch}, rank=env.rank,
+                                 sharded=sharded, keep=cfg.keep_checkpoints)
+        if bar is not None:
+            bar.update(1, loss=last_loss)
+    if bar is not None:
+        bar.close()
+
+    checksums = None if sharded else parameter_checksums(wrapped, env)
+    final_state = _full_model_state(wrapped, sharded)
+    summary = None
+    if env.is_main:
+        from trainer.hf_export import save_hf_folder
+        from trainer.report import read_metrics, write_report
+
+        rows = read_metrics(metrics.path)
+        losses = [r for r in rows if "loss" in r]
+        vals = [r for r in rows if "val_loss" in r]
+        tps = [r["tokens_per_s"] for r in losses[1:]] or [r["tokens_per_s"] for r in losses]
+        model_dir = save_hf_folder(output / "model", hf_config, final_state, tokenizer, manifest["eos_id"])
+        summary = {
+            "run_id": run_id_for(manifest, cfg, output),
+            "blend_ref": blend_ref,
+            "blend": manifest["blend"],
+            "blend_version": manifest["version"],
+            "manifest_hash": manifest["manifest_hash"],
+            "tokenizer_hash": manifest["tokenizer_hash"],
+            "steps": cfg.steps,
+            "tokens": cfg.steps * tokens_per_step,
+            "parameters": n_params,
+            "world_size": env.world,
+            "device": env.device.type,
+            "optimizer": cfg.optimizer.name,
+            "final_loss": losses[-1]["loss"] if losses else last_loss,
+            "final_val_loss": vals[-1]["val_loss"] if vals else last_val,
+            "unigram_val_loss": unigram,
+            "tokens_per_s": float(np.median(tps)) if tps else None,
+            "mfu": float(np.median([r["mfu"] for r in losses if "mfu" in r])) if peak and losses else None,
+            "resumed_from": resumed_from,
+            "forced_mismatch": "; ".join(forced) or None,
+            "rank_param_checksums": checksums,
+            "checkpoint_path": str(ckpt.latest_checkpoint(ckpt_dir)),
+            "model_path": str(model_dir),
+            "report_path": str(output / "report.html"),
+        }
+        write_report(output / "report.html", rows, summary, cfg.model_dump(mode="json"))
+        (output / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _full_model_state(model, sharded: bool) -> dict:
+    """The whole model's weights on CPU (gathered from every rank under FSDP)."""
+    if sharded:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    inner = getattr(model, "module", model)
+    return {k: v.detach().cpu() for k, v in inner.state_dict().items()}
+
+
+class _Bar:
+    def __init__(self, total: int, done: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=done, unit="step", dynamic_ncols=True, leave=True)
+
+    def update(self, n: int, loss: float) -> None:
+        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress(cfg: TrainConfig, env: DistEnv, done: int) -> _Bar | None:
+    return _Bar(cfg.steps, done) if cfg.progress and env.is_main else None
