@@ -80,13 +80,34 @@ def _version_table(v: dict) -> Table:
 
 
 @blend_app.command("show")
-def show(ref: str = typer.Argument(..., help="NAME@V (or NAME for the latest version)")):
+def show(
+    ref: str = typer.Argument(..., help="NAME@V (or NAME for the latest version)"),
+    html: Optional[str] = typer.Option(None, "--html", help="also write the composition as an HTML report"),
+):
     """Show a blend version: snapshot, components, counts, hash."""
     v = _blends().version(ref)
     _out(_version_table(v))
     _out(f"content hash {v['content_hash']}; {v['rows']:,} rows, {v['tokens']:,} tokens; created {v['created_at']}")
     for w in v["warnings"]:
         _out(f"[yellow]warning:[/yellow] {w}")
+    if html:
+        _out(f"report written to {blend_report(v, html)}")
+
+
+def blend_report(v: dict, path: str):
+    """Blend composition as charts: weights, tokens and rows per component."""
+    from dataengine.html_report import bar_chart, table_html, write_report
+
+    names = [c["component"] for c in v["components"]]
+    total_w = sum(c["weight"] for c in v["components"]) or 1.0
+    sections = [
+        ("Weights (share of sampled tokens)", bar_chart("weight share", names, [100 * c["weight"] / total_w for c in v["components"]], "%")),
+        ("Tokens available", bar_chart("tokens", names, [float(c["tokens"]) for c in v["components"]])),
+        ("Documents", bar_chart("rows", names, [float(c["rows"]) for c in v["components"]])),
+        ("Components", table_html([{k: c[k] for k in ("component", "phase", "weight", "max_epochs", "rows", "tokens", "effective_epochs")} for c in v["components"]])),
+    ]
+    title = f"{v['blend']}@{v['version']} (snapshot {v['snapshot_id']}, content {v['content_hash']})"
+    return write_report(path, title, sections)
 
 
 @blend_app.command("list")

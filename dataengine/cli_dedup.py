@@ -11,7 +11,11 @@ dedup_app = typer.Typer(no_args_is_help=True, help="Deduplication reports.")
 
 
 @dedup_app.command("report")
-def report(table: str, top: int = typer.Option(5, help="largest clusters to show")):
+def report(
+    table: str,
+    top: int = typer.Option(5, help="largest clusters to show"),
+    html: str = typer.Option(None, "--html", help="also write cluster-size charts as an HTML report"),
+):
     """Duplicate rate, cluster size histogram and largest clusters with example URLs."""
     from dataengine.cli_common import _open, _out
     from filters.dedup_report import dedup_report
@@ -35,3 +39,13 @@ def report(table: str, top: int = typer.Option(5, help="largest clusters to show
             for c in r["largest"]:
                 t.add_row(str(c["cluster"])[:24], f"{c['size']:,}", "\n".join(map(str, c["examples"])))
             _out(t)
+    if html:
+        from dataengine.html_report import bar_chart, table_html, write_report
+
+        sections = []
+        for r in reports:
+            hist = r.get("histogram") or []
+            sections.append((f"{r['prefix']}: duplicate rate {r['rate']:.1%}",
+                             bar_chart("documents by cluster size", [h["size"] for h in hist], [float(h["docs"]) for h in hist])
+                             + table_html(r.get("largest") or [])))
+        _out(f"report written to {write_report(html, f'duplicates in {table}', sections)}")

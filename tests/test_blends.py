@@ -198,3 +198,13 @@ def test_blend_from_yaml_file(corpus, tmp_path):
     path.write_text("name: broken\nphases: [{name: a, token_share: 0.4}]\ncomponents: [{name: x, sql: 'SELECT id, text FROM docs', weight: 1, phase: a}]\n")
     bad = run_cli("blend", "create", "--file", str(path), warehouse=corpus.config.root)
     assert bad.returncode == 1 and "token shares must sum to 1" in bad.stderr
+
+
+def test_blend_composition_html_report(corpus, tmp_path):
+    Blends(corpus).create(MIX)
+    Blends(corpus).freeze("mix")
+    out = tmp_path / "blend.html"
+    run_cli("blend", "show", "mix@1", "--html", str(out), warehouse=corpus.config.root, check=True)
+    page = out.read_text()
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3
+    assert "long" in page and "short" in page and "70%" in page

@@ -169,7 +169,9 @@ def test_url_normalisation():
 def test_dedup_report_cli(dolma_twice):
     w = dolma_twice.config.root
     run_cli("run", "--from", "raw", "--stage", "fuzzy_dedup", "--to", "raw", "-q", warehouse=w, check=True)
-    out = run_cli("dedup", "report", "raw", warehouse=w, check=True).stdout
+    page = dolma_twice.config.root + "/dedup.html"
+    out = run_cli("dedup", "report", "raw", "--html", page, warehouse=w, check=True).stdout
+    assert "<svg" in open(page).read() and "duplicate rate 50.0%" in open(page).read()
     assert "duplicate rate" in out and "50.0%" in out
     hosts = {d["metadata"]["url"].split("/")[2] for d in _dolma_docs()}
     assert sum(h in out for h in hosts) >= 3  # example URLs of the largest clusters
