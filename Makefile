@@ -23,8 +23,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Spark needs a Java runtime; install one from Debian when it is missing and we may.
+# Spark needs a Java runtime and the math renderer uses lynx when present; install them
+# from Debian when they are missing and we may.
 system-deps:
+	@command -v lynx >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq lynx >/dev/null; \
+	  else echo "warning: no lynx on PATH; the lynx renderer tests will be skipped"; fi; }
 	@command -v java >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \

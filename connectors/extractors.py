@@ -58,7 +58,7 @@ class ResiliparseExtractor:
         if isinstance(html, str):
             html = html.encode("utf-8")
         tree = HTMLTree.parse_from_bytes(html, "utf-8")
-        if self._could_be_deep(html) and tree.document.query_selector(self._too_deep) is not None:
+        if tree.document.query_selector(self._too_deep) is not None:
             raise TooDeep()
         text = self._extract(
             tree,
@@ -68,8 +68,3 @@ class ResiliparseExtractor:
             skip_elements=self._skip,
         )
         return text, tree.title
-
-    def _could_be_deep(self, html: bytes) -> bool:
-        """Cheap pre-check (two C scans): open tags minus twice the close tags bounds the
-        nesting of ordinary pages from above; only suspects get the exact DOM check."""
-        return html.count(b"<") - 2 * html.count(b"</") >= self._max_depth // 2

@@ -43,7 +43,12 @@ def write_html_warc(
                 payload=io.BytesIO(body),
                 length=len(body),
                 http_headers=http,
-                warc_headers_dict={"WARC-Record-ID": record_id, "WARC-Date": date},
+                warc_headers_dict={
+                    "WARC-Record-ID": record_id,
+                    "WARC-Date": date,
+                    # as Common Crawl writes it; readers (datatrove's) select HTML by it
+                    "WARC-Identified-Payload-Type": "text/html",
+                },
             )
             writer.write_record(record)
     return n

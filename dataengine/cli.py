@@ -141,7 +141,7 @@ def run(
     mode: Optional[str] = typer.Option(None, help="append | overwrite"),
     executor: Optional[str] = typer.Option(None, help="local (default) | dask | spark"),
     workers: Optional[int] = typer.Option(None, help="worker processes"),
-    threads: Optional[int] = typer.Option(None, help="threads per worker (dask) / cores per executor (spark)"),
+    threads: Optional[int] = typer.Option(None, help="threads per Dask worker"),
     memory_limit: Optional[str] = typer.Option(None, help="memory per worker, e.g. 4GB"),
     partitions: Optional[int] = typer.Option(None, help="partitions (shards) of a table source"),
     dask_scheduler: Optional[str] = typer.Option(None, help="tcp://host:port of a running Dask scheduler"),

@@ -63,7 +63,7 @@ class ExecutorConfig(_Strict):
     kind: Literal["local", "dask", "spark"] = "local"
     workers: int = Field(2, ge=1)
     # -- dask / spark (see docs/executors.md) --
-    threads: int = Field(1, ge=1, description="threads per worker (dask) / cores per executor (spark)")
+    threads: int = Field(1, ge=1, description="threads per Dask worker")
     memory_limit: str | None = Field(None, description="memory per worker, e.g. '4GB' (dask) or '4g' (spark)")
     dask_scheduler: str | None = Field(None, description="tcp://host:port of a running scheduler; default: a LocalCluster")
     spark_master: str | None = Field(None, description="Spark master URL; default: local[workers]")

@@ -22,6 +22,8 @@ PLUGIN_MODULES = [
     "connectors.files",
     "connectors.warc",
     "connectors.extract",
+    "connectors.math.stage",
+    "filters.math_cleanup",
     "filters.langid",
     "filters.heuristics",
     "filters.classifiers",

@@ -22,14 +22,12 @@ from filters.text_utils import (
     TextFeatures,
     _bool,
     _lengths,
-    duplicate_ngram_chars,
     duplicate_stats,
     per_doc_count,
     per_doc_max,
     per_doc_sum,
     safe_ratio,
     to_numpy,
-    top_ngram_chars,
 )
 
 BULLETS_GOPHER = ("•", "-")
@@ -68,13 +66,12 @@ def _starts_with_any(f: TextFeatures, prefixes) -> np.ndarray:
 
 def _ngram_fractions(f: TextFeatures, top_n: dict[int, float | None], dup_n: dict[int, float | None]):
     values, ok = {}, np.ones(f.n, dtype=bool)
-    codes, lengths, parents = f.word_codes, f.word_char_lengths, f.word_parents
     for n, limit in top_n.items():
-        frac = safe_ratio(top_ngram_chars(codes, lengths, parents, f.n, n), f.chars)
+        frac = safe_ratio(f.ngrams.top(n), f.chars)
         values[f"top_{n}gram_frac"] = frac
         ok &= _within(frac, None, limit)
     for n, limit in dup_n.items():
-        frac = safe_ratio(duplicate_ngram_chars(codes, lengths, parents, f.n, n), f.chars)
+        frac = safe_ratio(f.ngrams.duplicate(n), f.chars)
         values[f"dup_{n}gram_frac"] = frac
         ok &= _within(frac, None, limit)
     return values, ok
@@ -223,7 +220,7 @@ def fineweb_quality(f: TextFeatures, p) -> dict[str, np.ndarray]:
 def common_rules(f: TextFeatures, p) -> dict[str, np.ndarray]:
     chars = f.chars
     tokens = f.token_count
-    alnum = f.matched_chars(r"[\p{L}\p{N}]")
+    alnum = f.matched_chars(r"[\p{L}\p{N}]+")
     lines_lower = pc.utf8_lower(f.lines_stripped)
     boiler = np.zeros(len(f.lines), dtype=bool)
     for phrase in POLICY_PHRASES:
@@ -242,10 +239,10 @@ def common_rules(f: TextFeatures, p) -> dict[str, np.ndarray]:
     values = {
         "non_alnum_ratio": safe_ratio(chars - alnum, chars),
         "symbol_word_ratio": safe_ratio(f.count("#") + f.count("...") + f.count("…"), tokens),
-        "numbers_ratio": safe_ratio(f.matched_chars(r"\p{N}"), chars),
+        "numbers_ratio": safe_ratio(f.matched_chars(r"\p{N}+"), chars),
         "urls_ratio": safe_ratio(f.matched_chars(URL_PATTERN), chars),
-        "whitespace_ratio": safe_ratio(f.matched_chars(r"\s"), chars),
-        "parentheses_ratio": safe_ratio(f.matched_chars(r"[()\[\]]"), chars),
+        "whitespace_ratio": safe_ratio(f.matched_chars(r"\s+"), chars),
+        "parentheses_ratio": safe_ratio(f.matched_chars(r"[()\[\]]+"), chars),
         "boilerplate_lines_ratio": safe_ratio(per_doc_count(boiler, f.line_parents, f.n), f.line_count),
         "dup_line_frac": safe_ratio(line_dups, n_lines),
         "dup_para_frac": safe_ratio(para_dups, f.paragraph_count),

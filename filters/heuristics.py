@@ -146,8 +146,8 @@ class GopherRepetition(_HeuristicStage):
         dup_para_frac: float | None = 0.3
         dup_line_char_frac: float | None = 0.2
         dup_para_char_frac: float | None = 0.2
-        top_n_grams: dict[int, float | None] = Field(default_factory=lambda: dict(GOPHER_TOP_NGRAMS))
-        dup_n_grams: dict[int, float | None] = Field(default_factory=lambda: dict(GOPHER_DUP_NGRAMS))
+        top_n_grams: dict[int, float | None] = dict(GOPHER_TOP_NGRAMS)
+        dup_n_grams: dict[int, float | None] = dict(GOPHER_DUP_NGRAMS)
 
         _ngrams = field_validator("top_n_grams", "dup_n_grams", mode="before")(classmethod(lambda cls, v: _ngram_dict(v)))
 
@@ -228,8 +228,8 @@ class CommonRules(_HeuristicStage):
         max_word_length: int | None = 1000
         max_ellipsis_lines_ratio: float | None = 0.3
         max_bullet_lines_ratio: float | None = 0.9
-        top_n_grams: dict[int, float | None] = Field(default_factory=lambda: dict(GOPHER_TOP_NGRAMS))
-        dup_n_grams: dict[int, float | None] = Field(default_factory=lambda: dict(GOPHER_DUP_NGRAMS))
+        top_n_grams: dict[int, float | None] = dict(GOPHER_TOP_NGRAMS)
+        dup_n_grams: dict[int, float | None] = dict(GOPHER_DUP_NGRAMS)
 
         _ngrams = field_validator("top_n_grams", "dup_n_grams", mode="before")(classmethod(lambda cls, v: _ngram_dict(v)))
 
@@ -267,7 +267,7 @@ class Heuristics(Stage):
     inputs = ("text",)
 
     class Params(StageParams):
-        presets: list[str] = Field(default_factory=lambda: ["gopher", "c4", "fineweb", "nemotron-cc"])
+        presets: list[str] = ["gopher", "c4", "fineweb", "nemotron-cc"]
         language_column: str = "language"
         default_language: str = "en"
 

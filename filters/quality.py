@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -115,47 +116,48 @@ def fit_thresholds(
     """Fit and store thresholds for each classifier; returns the stored rows (one fit id)."""
     if not classifiers:
         raise DataEngineError("name at least one classifier (its scores are in <name>_score)")
-    if not wh.table_exists(table):
-        raise DataEngineError(f"table {table!r} does not exist in the warehouse")
-    snapshot = int(version) if version is not None else wh.current_snapshot()
-    columns = wh.schema(table, snapshot).names
-    weight = weight or ("text_tokens" if "text_tokens" in columns else DEFAULT_WEIGHT)
-    source = _source_clause(table, snapshot, sample_percent, seed)
-    fit_id = _next_fit_id(wh)
-    now = dt.datetime.now(dt.timezone.utc)
     rows = []
-    for name in classifiers:
-        col = score_column(name)
-        if col not in columns:
-            raise DataEngineError(f"table {table}@{snapshot} has no column {col!r}: score it with the classifiers stage")
-        result = wh.sql(weighted_percentiles_sql(source, f'"{col}"', weight)).to_pylist()
-        if len(result) != len(PERCENTILES):
-            raise DataEngineError(f"classifier {name!r}: no scored rows with positive weight in {table}@{snapshot}")
-        count = wh.sql(f'SELECT count("{col}") AS n FROM {source}').column(0)[0].as_py()
-        rows.append(
-            {
-                "fit_id": fit_id,
-                "classifier": name,
-                "score_column": col,
-                "model": (model or {}).get(name, ""),
-                "table_name": table,
-                "snapshot_id": snapshot,
-                "sample_percent": float(sample_percent) if sample_percent is not None else 100.0,
-                "weight": weight,
-                "docs": count,
-                "total_weight": float(result[0]["total"]),
-                "thresholds": json.dumps([r["threshold"] for r in result]),
-                "fitted_at": now,
-            }
-        )
+    now = dt.datetime.now(dt.timezone.utc)
+    with wh.connect(read_only=True) as con:  # one connection for every read of the fit
+        if not wh._table_exists(con, table):
+            raise DataEngineError(f"table {table!r} does not exist in the warehouse")
+        snapshot = int(version) if version is not None else wh._snapshot_id(con)
+        at = f"{_qualify(table)} AT (VERSION => {snapshot})"
+        columns = [d[0] for d in con.execute(f"SELECT * FROM {at} LIMIT 0").description]
+        weight = weight or ("text_tokens" if "text_tokens" in columns else DEFAULT_WEIGHT)
+        source = _source_clause(table, snapshot, sample_percent, seed)
+        fit_id = 1
+        if wh._table_exists(con, THRESHOLDS_TABLE):
+            fit_id = con.execute(f"SELECT coalesce(max(fit_id), 0) + 1 FROM {_qualify(THRESHOLDS_TABLE)}").fetchone()[0]
+        for name in classifiers:
+            col = score_column(name)
+            if col not in columns:
+                raise DataEngineError(f"table {table}@{snapshot} has no column {col!r}: score it with the classifiers stage")
+            try:
+                result = con.execute(weighted_percentiles_sql(source, f'"{col}"', weight)).fetchall()
+                count = con.execute(f'SELECT count("{col}") FROM {source}').fetchone()[0]
+            except duckdb.Error as exc:  # a bad --weight expression, typically
+                raise DataEngineError(f"fitting {name!r} failed: {str(exc).splitlines()[0]}") from None
+            if len(result) != len(PERCENTILES):
+                raise DataEngineError(f"classifier {name!r}: no scored rows with positive weight in {table}@{snapshot}")
+            rows.append(
+                {
+                    "fit_id": fit_id,
+                    "classifier": name,
+                    "score_column": col,
+                    "model": (model or {}).get(name, ""),
+                    "table_name": table,
+                    "snapshot_id": snapshot,
+                    "sample_percent": float(sample_percent) if sample_percent is not None else 100.0,
+                    "weight": weight,
+                    "docs": count,
+                    "total_weight": float(result[0][2]),
+                    "thresholds": json.dumps([r[1] for r in result]),
+                    "fitted_at": now,
+                }
+            )
     wh.write_table(THRESHOLDS_TABLE, pa.Table.from_pylist(rows, schema=THRESHOLDS_SCHEMA))
     return rows
-
-
-def _next_fit_id(wh) -> int:
-    if not wh.table_exists(THRESHOLDS_TABLE):
-        return 1
-    return (wh.sql(f"SELECT coalesce(max(fit_id), 0) + 1 FROM {THRESHOLDS_TABLE}").column(0)[0].as_py())
 
 
 def load_thresholds(wh, classifiers: list[str], fit_id: int | None = None) -> dict[str, dict]:
@@ -208,7 +210,7 @@ class QualityEnsemble(Stage):
         classifiers: list[str] = Field(..., min_length=1, description="classifier names (columns <name>_score)")
         fit_id: int | None = Field(None, description="stored fit to use (default: each classifier's latest)")
         thresholds: dict[str, list[float]] | None = Field(None, description="explicit thresholds (skip the warehouse)")
-        levels: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LEVELS), description="level -> lowest bucket")
+        levels: dict[str, int] = Field(dict(DEFAULT_LEVELS), description="level -> lowest bucket")
         prefix: str = Field("quality", description="writes <prefix>_bucket and <prefix>_level")
         warehouse: str | None = None
 

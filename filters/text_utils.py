@@ -2,8 +2,8 @@
 
 Everything works on a whole Arrow batch at once. Lines and whitespace words are split with
 Arrow compute kernels; per-document aggregates are ``numpy.bincount`` over the list parent
-indices, and repetition is found by sorting integer keys (``numpy``), not by per-document
-Python loops. The one per-document loop left is word segmentation of languages written
+indices, and repetition is found by hashing (see :mod:`filters.repetition`), not by
+per-document Python loops. The one per-document loop left is word segmentation of languages written
 without spaces:
 
 * Japanese: MeCab through ``fugashi`` with the ``unidic-lite`` dictionary (C, fast);
@@ -25,6 +25,8 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from filters.repetition import NgramRepetition, duplicate_items
 
 #: Punctuation stripped from both ends of a token before it counts as a word.
 PUNCTUATION = (
@@ -144,25 +146,7 @@ def _lengths(array) -> np.ndarray:
     return to_numpy(pc.fill_null(pc.utf8_length(array), 0)).astype(np.int64)
 
 
-# -- repetition ------------------------------------------------------------------------
-
-def duplicate_items(codes: np.ndarray, parents: np.ndarray) -> np.ndarray:
-    """True for every item equal to an earlier item of the same document.
-
-    ``codes`` identify equal items (dictionary codes or n-gram hashes). Sorting by
-    (document, code, position) puts each group's first occurrence first.
-    """
-    n = len(codes)
-    if n == 0:
-        return np.zeros(0, dtype=bool)
-    order = np.lexsort((np.arange(n), codes, parents))
-    sp, sc = parents[order], codes[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = (sp[1:] != sp[:-1]) | (sc[1:] != sc[:-1])
-    dup = np.empty(n, dtype=bool)
-    dup[order] = ~first
-    return dup
-
+# -- repetition of items ----------------------------------------------------------------
 
 def duplicate_stats(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[np.ndarray, np.ndarray]:
     """Per document: number of items that repeat an earlier one, and their characters."""
@@ -171,73 +155,6 @@ def duplicate_stats(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[
     codes = to_numpy(pc.dictionary_encode(items).indices).astype(np.int64)
     dup = duplicate_items(codes, parents)
     return per_doc_count(dup, parents, n_docs), per_doc_sum(np.where(dup, _lengths(items), 0), parents, n_docs)
-
-
-_HASH_MULT = np.array(
-    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD,
-     0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9, 0x27D4EB2F165667C5, 0x85EBCA77C2B2AE63],
-    dtype=np.uint64,
-)
-
-
-def ngram_keys(codes: np.ndarray, parents: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Hash of every n-gram of word codes that lies inside one document, and its start index."""
-    count = len(codes) - n + 1
-    if count <= 0:
-        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
-    starts = np.arange(count)
-    inside = parents[starts] == parents[starts + n - 1]
-    c = codes.astype(np.uint64) + np.uint64(1)
-    key = np.zeros(count, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for k in range(n):
-            key = (key ^ (c[k : k + count] * _HASH_MULT[k % len(_HASH_MULT)])) * np.uint64(0x100000001B3)
-    return key[inside], starts[inside]
-
-
-def top_ngram_chars(codes, lengths, parents, n_docs: int, n: int) -> np.ndarray:
-    """Characters (of words, no spaces) covered by each document's most frequent n-gram, times its count."""
-    keys, starts = ngram_keys(codes, parents, n)
-    out = np.zeros(n_docs)
-    if len(keys) == 0:
-        return out
-    doc = parents[starts]
-    csum = np.concatenate([[0], np.cumsum(lengths)])
-    chars = csum[starts + n] - csum[starts]
-    order = np.lexsort((keys, doc))
-    sd, sk = doc[order], keys[order]
-    boundary = np.ones(len(order), dtype=bool)
-    boundary[1:] = (sd[1:] != sd[:-1]) | (sk[1:] != sk[:-1])
-    group_start = np.flatnonzero(boundary)
-    group_count = np.diff(np.append(group_start, len(order)))
-    group_doc = sd[group_start]
-    group_chars = chars[order][group_start]
-    # the most frequent n-gram per document (ties: the longer one)
-    pick = np.lexsort((group_chars, group_count, group_doc))
-    last_of_doc = np.ones(len(pick), dtype=bool)
-    last_of_doc[:-1] = group_doc[pick][1:] != group_doc[pick][:-1]
-    chosen = pick[last_of_doc]
-    out[group_doc[chosen]] = group_chars[chosen] * group_count[chosen]
-    return out
-
-
-def duplicate_ngram_chars(codes, lengths, parents, n_docs: int, n: int) -> np.ndarray:
-    """Characters of words covered by an n-gram that repeats an earlier n-gram of the document.
-
-    Overlapping duplicate n-grams count each word once (Gopher's definition).
-    """
-    keys, starts = ngram_keys(codes, parents, n)
-    out = np.zeros(n_docs)
-    if len(keys) == 0:
-        return out
-    dup = duplicate_items(keys.view(np.int64), parents[starts])
-    if not dup.any():
-        return out
-    cover = np.zeros(len(codes) + 1, dtype=np.int64)
-    np.add.at(cover, starts[dup], 1)
-    np.add.at(cover, starts[dup] + n, -1)
-    covered = np.cumsum(cover[:-1]) > 0
-    return per_doc_sum(np.where(covered, lengths, 0), parents, n_docs)
 
 
 # -- the shared, lazily computed view of a batch ------------------------------------------
@@ -392,6 +309,11 @@ class TextFeatures:
     def word_char_lengths(self) -> np.ndarray:
         return self.word_lengths[self.token_is_word]
 
+    @cached_property
+    def ngrams(self) -> NgramRepetition:
+        """Top / duplicate n-gram characters over the lower-cased words (shared by all rules)."""
+        return NgramRepetition(self.word_codes, self.word_char_lengths, self.word_parents, self.n)
+
     def stop_word_count(self) -> np.ndarray:
         """Distinct stop words of the document's language present; -1 where no list exists."""
         out = np.full(self.n, -1, dtype=np.int64)
@@ -441,6 +363,9 @@ class TextFeatures:
         return to_numpy(pc.count_substring(self.text, literal)).astype(np.int64)
 
     def matched_chars(self, pattern: str) -> np.ndarray:
-        """Characters of the text matched by ``pattern`` (via removing the matches)."""
+        """Characters of the text matched by ``pattern`` (via removing the matches).
+
+        Give run patterns (``x+``): one replacement per run is much cheaper than per character.
+        """
         rest = _lengths(pc.replace_substring_regex(self.text, pattern, ""))
         return self.chars - rest

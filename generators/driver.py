@@ -80,11 +80,8 @@ def run_generate(
         raise DataEngineError(f"unknown mode {mode!r}: use append or overwrite")
     started = time.time()
     query = source_query(query)
-    snapshot = wh.current_snapshot()
-    run_id = "generate-" + fingerprint({"query": query, "snapshot": snapshot, "recipe": recipe.fingerprint(), "table": table})
-    run_dir = os.path.join(wh.config.runs_path, run_id)
-    os.makedirs(run_dir, exist_ok=True)
-    source_file = _materialize_source(wh, query, run_dir, batch_rows)
+    source_file, snapshot, run_id = _materialize_source(wh, query, recipe, table, batch_rows)
+    run_dir = os.path.dirname(source_file)
     missing = [c for c in recipe.required_columns() if c not in pq.read_schema(source_file).names]
     if missing:
         raise DataEngineError(f"recipe {recipe.name!r} needs column(s) {', '.join(missing)}; the query gives {', '.join(pq.read_schema(source_file).names)}")
@@ -139,13 +136,21 @@ def run_generate(
     )
 
 
-def _materialize_source(wh: Warehouse, query: str, run_dir: str, batch_rows: int) -> str:
-    """Copy the query's rows once; a resumed job reads the same rows back."""
-    path = os.path.join(run_dir, "source.parquet")
-    if os.path.exists(path):
-        return path
-    tmp = path + f".tmp-{os.getpid()}"
+def _materialize_source(wh: Warehouse, query: str, recipe: Recipe, table: str, batch_rows: int) -> tuple[str, int, str]:
+    """Copy the query's rows once (a resumed job reads the same rows back).
+
+    One warehouse connection gives both the snapshot (part of the run id) and the rows.
+    Returns (source file, snapshot id, run id).
+    """
     with wh.connect(read_only=True) as con:
+        snapshot = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()[0]
+        run_id = "generate-" + fingerprint({"query": query, "snapshot": snapshot, "recipe": recipe.fingerprint(), "table": table})
+        run_dir = os.path.join(wh.config.runs_path, run_id)
+        os.makedirs(run_dir, exist_ok=True)
+        path = os.path.join(run_dir, "source.parquet")
+        if os.path.exists(path):
+            return path, snapshot, run_id
+        tmp = path + f".tmp-{os.getpid()}"
         try:
             reader = con.execute(rewrite_time_travel(query)).to_arrow_reader(max(batch_rows, 1024))
         except Exception as exc:  # duckdb.Error: bad SQL is a user error
@@ -162,7 +167,7 @@ def _materialize_source(wh: Warehouse, query: str, run_dir: str, batch_rows: int
             if writer is not None:
                 writer.close()
     os.replace(tmp, path)
-    return path
+    return path, snapshot, run_id
 
 
 class _Counters:

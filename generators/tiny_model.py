@@ -72,3 +72,71 @@ def _demo_texts() -> list[str]:
     path = resources.files("dataengine") / "data" / "demo_corpus.jsonl.gz"
     with gzip.open(str(path), "rt") as fh:
         return [json.loads(line)["text"] for line in fh][:200]
+
+
+def export_gguf(hf_folder: str | Path, out_file: str | Path) -> Path:
+    """Write a Llama model folder as an F32 GGUF file (llama.cpp's layout and tokenizer keys).
+
+    Lets the tests exercise the GGUF loading path that the default SmolLM2 model takes,
+    in a second instead of the ~40 s that de-quantising SmolLM2 costs on a CPU.
+    """
+    import json
+
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_folder))
+    tok = AutoTokenizer.from_pretrained(str(hf_folder))
+    cfg = model.config
+    writer = gguf.GGUFWriter(str(out_file), "llama")
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_attention_heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    writer.add_rope_freq_base(float((getattr(cfg, "rope_parameters", None) or {}).get("rope_theta", 10000.0)))
+    writer.add_vocab_size(cfg.vocab_size)
+
+    spec = json.loads(tok.backend_tokenizer.to_str())
+    added = {t["content"]: t["id"] for t in spec["added_tokens"]}
+    ids = {**spec["model"]["vocab"], **added}
+    tokens = [""] * len(ids)
+    for token, idx in ids.items():
+        tokens[idx] = token
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in added else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_merges([" ".join(m) if isinstance(m, list) else m for m in spec["model"]["merges"]])
+    writer.add_eos_token_id(tok.eos_token_id)
+    writer.add_pad_token_id(tok.pad_token_id)
+    writer.add_bos_token_id(tok.pad_token_id)
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(tok.chat_template)
+
+    fixed = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+    per_layer = {
+        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
+        "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    }
+    for name, tensor in model.state_dict().items():
+        data = tensor.float().numpy()
+        if name in fixed:
+            writer.add_tensor(fixed[name], data)
+            continue
+        parts = name.split(".")  # model.layers.<i>.<module path>.weight
+        kind = per_layer[".".join(parts[3:-1])]
+        if kind in ("attn_q", "attn_k"):  # llama.cpp's rotary layout; transformers undoes it on load
+            heads = cfg.num_attention_heads if kind == "attn_q" else cfg.num_key_value_heads
+            data = data.reshape(heads, 2, data.shape[0] // heads // 2, *data.shape[1:]).swapaxes(1, 2).reshape(data.shape)
+        writer.add_tensor(f"blk.{parts[2]}.{kind}.weight", data)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(out_file)

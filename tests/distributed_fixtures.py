@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import datetime as dt
 import json
-import logging
 import random
 import sys
 
@@ -27,19 +26,14 @@ def dask_client():
     """A real LocalCluster (2 worker processes x 1 thread, 127.0.0.1) shared by every test."""
     global _dask_client
     if _dask_client is None:
-        from distributed import Client, LocalCluster
+        from contextlib import ExitStack
 
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=":0", silence_logs=logging.ERROR,
-        )
-        _dask_client = Client(cluster)
+        from dataengine.executors.dask_executor import dask_client as start
+        from dataengine.pipeline import ExecutorConfig
 
-        def _close():
-            _dask_client.close()
-            cluster.close()
-
-        atexit.register(_close)
+        stack = ExitStack()
+        _dask_client = stack.enter_context(start(ExecutorConfig(kind="dask", workers=2, threads=1)))
+        atexit.register(stack.close)
     return _dask_client
 
 
@@ -125,3 +119,14 @@ def build_versioned_table(wh, table: str = "snap") -> dict[str, int]:
 def sorted_rows(table: pa.Table, key: str = "id") -> list[dict]:
     """Rows as dicts ordered by ``key``: table equality with order aside."""
     return table.sort_by(key).to_pylist()
+
+
+def first_difference(got: list[dict], expected: list[dict]) -> str:
+    """A readable description of where two sorted row lists differ ('' when equal)."""
+    if len(got) != len(expected):
+        return f"{len(got)} rows vs {len(expected)}"
+    for a, b in zip(got, expected):
+        if a != b:
+            cols = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return f"row {b.get('id')}: " + "; ".join(f"{c}: {str(a.get(c))[:80]!r} != {str(b.get(c))[:80]!r}" for c in cols)
+    return ""

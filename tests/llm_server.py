@@ -1,8 +1,8 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 for the HTTP backend tests.
 
 It serves a real (tiny, random) transformers model and can be told to misbehave:
-``faults[n]`` applies to the n-th request it receives (1-based): ``"500"``, ``"429"``,
-``"sleep"`` (answer only after ``sleep_seconds``, past the client's timeout) or ``"drop"``
+``faults[n]`` applies to the n-th request it receives (1-based): a status code (``"500"``, ``"429"``),
+``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up) or ``"drop"``
 (close the socket without answering). Requests whose messages contain ``poison`` get a
 500 every time, until the test clears it. Loopback only; every loop is bounded.
 """
@@ -25,6 +25,7 @@ class LLMServer:
         self.tok = AutoTokenizer.from_pretrained(model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
         self.torch = torch
+        torch.set_num_threads(1)  # requests are served one at a time anyway (model lock)
         self.faults: dict[int, str] = {}
         self.poison: str | None = None
         self.sleep_seconds = 3.0
@@ -66,9 +67,11 @@ class LLMServer:
                     except OSError:
                         pass
                     return
-                if fault == "sleep":
+                if fault == "sleep":  # answer nothing until the client has given up
                     time.sleep(server.sleep_seconds)
-                if fault in ("500", "429"):
+                    self.close_connection = True
+                    return
+                if fault and fault.isdigit():  # "500", "429", "400", ...
                     self._json(int(fault), {"error": {"message": f"injected {fault}"}})
                     return
                 contents = " ".join(m.get("content", "") for m in body.get("messages", []))

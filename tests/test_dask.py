@@ -17,7 +17,7 @@ import yaml
 from conftest import run_cli
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
-from distributed_fixtures import build_versioned_table, dask_client, sorted_rows
+from distributed_fixtures import build_versioned_table, dask_client, first_difference, sorted_rows
 from warehouse.distributed import dask_snapshot
 
 
@@ -40,10 +40,12 @@ def test_dask_reads_every_snapshot_exactly_as_duckdb(wh, client):
     # The traps are really there: globbing the data folder gives the wrong rows.
     on_disk = sum(pq.read_metadata(f).num_rows for f in glob.glob(f"{wh.config.data_path}main/snap/*.parquet") if "delete" not in f)
     assert on_disk != len(_duckdb_at(wh, "snap", versions["appended"]))
+    frames = {name: dask_snapshot(wh, "snap", version, partitions=3) for name, version in versions.items()}
+    assert all(f.npartitions == 3 for f in frames.values())
+    computed = dict(zip(frames, client.gather(client.compute(list(frames.values())))))  # one graph, all versions
     for name, version in versions.items():
-        got = _rows(client.compute(dask_snapshot(wh, "snap", version, partitions=3)).result())
-        expected = _duckdb_at(wh, "snap", version)
-        assert len(got) == len(expected) and got == expected, f"snap@{name} ({version}) differs"
+        got, expected = _rows(computed[name]), _duckdb_at(wh, "snap", version)
+        assert len(got) == len(expected) and got == expected, f"snap@{name} ({version}): {first_difference(got, expected)}"
     subset = dask_snapshot(wh, "snap", versions["deleted"], partitions=2, columns=["id", "score"])
     assert subset.npartitions == 2 and list(subset.columns) == ["id", "score"]
     assert _rows(client.compute(subset).result()) == _duckdb_at(wh, "snap", versions["deleted"], "id, score")
@@ -148,7 +150,9 @@ def test_run_stopped_after_the_global_map_resumes_from_the_reduce_on_rerun(wh, c
     assert len(markers) == 8
     stamps = [os.stat(m).st_mtime_ns for m in markers]
 
-    result = run_pipeline(pipeline_from_dict(spec), wh, executor="dask", progress=False, client=client)
+    # The re-run connects to the running scheduler by address, as `--dask-scheduler` does.
+    address = client.scheduler.address
+    result = run_pipeline(pipeline_from_dict(spec), wh, executor="dask", progress=False, dask_scheduler=address)
     assert result.shards_resumed == 8 and result.rows_out == 400
     assert [os.stat(m).st_mtime_ns for m in markers] == stamps  # segment 0 was not redone
     rows = wh.sql("SELECT id, again_words, text_words, dup_keep FROM resumed").to_pylist()

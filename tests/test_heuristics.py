@@ -13,7 +13,8 @@ import pytest
 
 from dataengine.errors import PipelineConfigError
 from filters.heuristics import C4Quality, CommonRules, FineWebQuality, GopherQuality, GopherRepetition, Heuristics
-from filters.text_utils import TextFeatures, duplicate_ngram_chars, segmenter, top_ngram_chars
+from filters.repetition import NgramRepetition
+from filters.text_utils import TextFeatures, segmenter
 
 DATA = Path(__file__).parent / "data"
 
@@ -162,9 +163,10 @@ def test_vectorised_ngram_repetition_matches_a_plain_implementation():
     codes = np.array([vocab.index(w) for d in docs for w in d], dtype=np.int64)
     lengths = np.array([len(w) for d in docs for w in d], dtype=np.int64)
     parents = np.array([i for i, d in enumerate(docs) for _ in d], dtype=np.int64)
-    for n in (2, 3, 5):
-        dup = duplicate_ngram_chars(codes, lengths, parents, len(docs), n)
-        top = top_ngram_chars(codes, lengths, parents, len(docs), n)
+    reps = NgramRepetition(codes, lengths, parents, len(docs))
+    for n in (2, 3, 4, 5):  # hashes for n are built from n-1: check the chain too
+        dup = reps.duplicate(n)
+        top = reps.top(n)
         assert dup.tolist() == [_reference_dup_ngram_chars(d, n) for d in docs]
         assert top.tolist() == [_reference_top_ngram_chars(d, n) for d in docs]
 

@@ -41,7 +41,7 @@ def _apply(wh, table: str, params: dict) -> None:
 
 @pytest.fixture
 def scored(wh):
-    wh.write_table("docs", _scored_docs(5000, seed=1))
+    wh.write_table("docs", _scored_docs(2500, seed=1))
     return wh
 
 
@@ -68,13 +68,13 @@ def test_thresholds_saved_and_reloaded_give_the_same_buckets(scored):
     _apply(wh, "docs", {"classifiers": ["a"]})
     first = {r["id"]: r["a_bucket"] for r in wh.sql("SELECT id, a_bucket FROM docs").to_pylist()}
     # a later snapshot: new rows with a different score distribution; the stored thresholds are reused
-    later = _scored_docs(1000, seed=2, start=5000)
+    later = _scored_docs(1000, seed=2, start=2500)
     later = later.set_column(later.schema.get_field_index("a_score"), "a_score", pa.array(np.random.default_rng(3).random(1000) ** 3))
     wh.write_table("docs", later)
     _apply(wh, "docs", {"classifiers": ["a"]})
     again = {r["id"]: r["a_bucket"] for r in wh.sql("SELECT id, a_bucket FROM docs").to_pylist()}
     assert all(again[k] == v for k, v in first.items())
-    new = wh.sql("SELECT a_score, a_bucket FROM docs WHERE id >= 'd005000'").to_pylist()
+    new = wh.sql("SELECT a_score, a_bucket FROM docs WHERE id >= 'd002500'").to_pylist()
     expected = buckets(np.array([r["a_score"] for r in new]), stored["thresholds"])
     assert [r["a_bucket"] for r in new] == expected.astype(int).tolist()
     # the skewed new rows are no longer uniform over buckets: thresholds were not refitted
@@ -132,6 +132,8 @@ def test_bad_levels_and_missing_thresholds_fail_before_work(scored):
         _apply(wh, "docs", {"classifiers": ["a", "b"]})
     with pytest.raises(DataEngineError, match="has no column 'c_score'"):
         fit_thresholds(wh, "docs", ["c"])
+    with pytest.raises(DataEngineError, match="fitting 'a' failed"):
+        fit_thresholds(wh, "docs", ["a"], weight="no_such_column")
 
 
 def test_cli_fit_apply_view_and_report(tmp_path):

@@ -80,12 +80,13 @@ def manifest(tmp_path):
 
 def test_validation_documents_are_deterministic_and_never_trained_on(manifest):
     held = validation_documents(manifest, 0.1)
-    assert held == {} or {k: list(v) for k, v in held.items()} == {k: list(v) for k, v in validation_documents(manifest, 0.1).items()}
+    again = validation_documents(manifest, 0.1)
+    assert all(np.array_equal(held[k], again[k]) for k in ("c0", "c1"))
     assert [len(held["c0"]), len(held["c1"])] == [4, 2]
     other = validation_documents({**manifest, "blend_content_hash": "cd" * 16}, 0.1)
     assert any(not np.array_equal(held[k], other[k]) for k in held)
     train = train_documents(manifest, held)
-    for c, comp in enumerate(manifest["components"]):
+    for comp in manifest["components"]:
         assert not set(held[comp["name"]]) & set(train[comp["name"]])
         assert len(held[comp["name"]]) + len(train[comp["name"]]) == comp["documents"]
     stream = TrainStream(manifest, seq_len=16, seed=3, micro_batch=4, grad_accum=1, world=1, steps=200, val_fraction=0.1)

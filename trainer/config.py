@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataengine.errors import DataEngineError
 
@@ -55,7 +55,7 @@ class DataConfig(_Strict):
 
 class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 on CPU needs AVX512-BF16/AMX to pay off
     compile: bool = False  # torch.compile the model
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
@@ -101,5 +101,6 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
         node[leaf] = value
     try:
         return TrainConfig.model_validate(raw)
-    except ValueError as exc:
-        raise DataEngineError(f"invalid training config {path or ''}: {exc}") from None
+    except ValidationError as exc:  # one line per the CLI's rule: "field: problem; field: problem"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise DataEngineError(f"invalid training config {path or ''}: {problems}") from None

@@ -23,6 +23,9 @@ def save_hf_folder(folder: Path, model_config, state_dict: dict, tokenizer, eos_
     """Write config, safetensors weights, generation config and tokenizer into ``folder``."""
     import torch
     from transformers import GenerationConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Writing model shards" bar per save is noise in our logs
 
     with torch.device("meta"):
         model = LlamaForCausalLM(model_config)

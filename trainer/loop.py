@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dataengine.errors import DataEngineError
 from trainer import checkpoint as ckpt
 from trainer.config import TrainConfig
 from trainer.data import TrainStream, unigram_baseline, validation_batches
@@ -85,7 +86,7 @@ class _Metrics:
 def _loss(model, window: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Mean next-token cross-entropy of a (batch, seq_len + 1) window."""
     inputs, targets = window[:, :-1], window[:, 1:]
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    autocast = torch.autocast(window.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     with autocast:
         logits = model(input_ids=inputs, use_cache=False).logits
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
@@ -141,14 +142,12 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     if cfg.optimizer.name == "muon" and cfg.runtime.distributed == "fsdp" and env.active:
-        from dataengine.errors import DataEngineError
-
         raise DataEngineError("Muon orthogonalises whole matrices; with FSDP shards use optimizer adamw, or ddp")
-    if cfg.runtime.compile:
-        model.compile()
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
+    if cfg.runtime.compile:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
+        model.compile()
     sharded = env.active and cfg.runtime.distributed == "fsdp"
-    optimizers = build_optimizers(wrapped, cfg.optimizer, fused=env.device.type == "cuda" and not sharded)
+    optimizers = build_optimizers(model, cfg.optimizer, fused=not sharded)
     schedulers = build_schedulers(optimizers, cfg.steps, cfg.schedule)
 
     start_step, resumed_from, forced = 0, None, []
@@ -160,6 +159,9 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             raise ckpt.ResumeMismatch(
                 f"refusing to resume: checkpoint global batch {meta.get('global_batch')} != {stream.global_batch} "
                 "(micro_batch_size x grad_accum x world size); the data position would shift (use --force)")
+        if meta["step"] > cfg.steps:
+            raise ckpt.ResumeMismatch(f"the checkpoint in {output} is at step {meta['step']}, past this run's "
+                                      f"{cfg.steps} steps; use a new --output or --fresh")
         state = ckpt.load_checkpoint(latest, wrapped, optimizers, schedulers, sharded=sharded)
         start_step, resumed_from = state["step"], str(latest)
         metrics.truncate_after(start_step)

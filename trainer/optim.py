@@ -49,7 +49,9 @@ def parameter_groups(model, cfg: OptimizerConfig) -> dict[str, list[dict]]:
 
 
 def build_optimizers(model, cfg: OptimizerConfig, fused: bool = False) -> list[torch.optim.Optimizer]:
-    """AdamW alone, or [Muon, AdamW]; the list order is fixed (checkpoints rely on it)."""
+    """AdamW alone, or [Muon, AdamW]; the list order is fixed (checkpoints rely on it).
+
+    ``fused``: one fused AdamW kernel for all parameters (CPU and CUDA; not for FSDP's DTensors)."""
     groups = parameter_groups(model, cfg)
     optimizers: list[torch.optim.Optimizer] = []
     if groups["muon"]:

@@ -18,8 +18,9 @@ import uuid
 
 import pyarrow as pa
 
-from dataengine.executors.base import RunResult, committed_snapshot, plan_run, process_shard
+from dataengine.executors.base import RunResult, committed_snapshot, plan_run
 from dataengine.executors.driver import execute_plan, executor_config
+from dataengine.executors.worker_cache import process_shard_in_worker
 from dataengine.global_stage import (
     GlobalStage,
     finish_reduce,
@@ -59,7 +60,12 @@ def dask_client(cfg: ExecutorConfig, client=None):
         options.pop("n_workers")  # one worker per visible GPU (CUDA_VISIBLE_DEVICES)
         cluster = local_cuda_cluster(**options)
     else:
-        cluster = LocalCluster(processes=True, **options)
+        import dask
+
+        # The workers' statistical profiler costs ~20% CPU on Python-heavy stages (measured
+        # in benchmarks/RESULTS.md); nobody reads its output here.
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(processes=True, **options)
     with cluster, Client(cluster) as local:
         yield local
 
@@ -107,7 +113,7 @@ def run_shards_on_dask(client, pending, stages, reader, run_dir, warehouse_confi
     attempt = uuid.uuid4().hex[:8]  # fresh keys: never reuse a result cached from another run
     # A partial, not keyword arguments: client.map has a `batch_size` parameter of its own.
     task = functools.partial(
-        process_shard,
+        process_shard_in_worker,
         stages=stages,
         reader=reader,
         run_dir=run_dir,

@@ -87,7 +87,7 @@ def execute_plan(
         with shard_progress(len(shards), len(shards) - len(pending), label, enabled=progress) as bar:
             if pending:
                 run_shards(pending, seg.stages, reader, run_dir, bar)
-        # Every shard is done now: this reads the markers (and fails loudly if one is missing).
+        # Every shard is done now, so this only reads the markers (a missing one would run here).
         records = [process_shard(s, seg.stages, reader, run_dir, warehouse.config, batch_size) for s in shards]
         per_segment.append(records)
         if seg.global_stage is None:

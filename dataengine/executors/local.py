@@ -8,6 +8,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from dataengine.executors.base import RunResult, committed_snapshot, plan_run, process_shard
 from dataengine.executors.driver import execute_plan
+from dataengine.executors.worker_cache import process_shard_in_worker
 
 
 def run_local(pipeline, warehouse, progress: bool = True, workers: int | None = None, new_run: bool = False) -> RunResult:
@@ -33,7 +34,7 @@ def run_local(pipeline, warehouse, progress: bool = True, workers: int | None = 
             return
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(n_workers, len(pending)), mp_context=ctx) as pool:
-            futures = {pool.submit(process_shard, shard, *args) for shard in pending}
+            futures = {pool.submit(process_shard_in_worker, shard, *args) for shard in pending}
             while futures:
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)
                 for fut in done:

@@ -23,8 +23,9 @@ import warnings
 
 import pyarrow as pa
 
-from dataengine.executors.base import RunResult, committed_snapshot, plan_run, process_shard
+from dataengine.executors.base import RunResult, committed_snapshot, plan_run
 from dataengine.executors.driver import execute_plan, executor_config
+from dataengine.executors.worker_cache import process_shard_in_worker
 from dataengine.global_stage import (
     GlobalStage,
     finish_reduce,
@@ -112,7 +113,7 @@ def _shard_task(batches, pending, stages, reader, run_dir, warehouse_config, bat
     """Body of the mapInArrow task: each input row is the index of a shard to process."""
     for batch in batches:
         for index in batch.column(0).to_pylist():
-            record = process_shard(pending[index], stages, reader, run_dir, warehouse_config, batch_size)
+            record = process_shard_in_worker(pending[index], stages, reader, run_dir, warehouse_config, batch_size)
             yield pa.RecordBatch.from_pydict({"record": [json.dumps(record)]})
 
 

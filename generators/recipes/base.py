@@ -87,6 +87,7 @@ class Recipe(Stage):
     """Base of the recipe stages; subclasses implement :meth:`plan` and :meth:`finish`."""
 
     recipe: str = ""
+    inputs = ("id", "text")  # the defaults of id_column / text_column
     drops_rows = True  # the output rows are synthetic rows, not the input rows
     Params = RecipeParams
 

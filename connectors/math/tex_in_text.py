@@ -1,0 +1,58 @@
+"""TeX already written in the page text: ``\\(..\\)``, ``\\[..\\]``, ``$$..$$``, math environments, ``$..$``.
+
+A crawler stores the HTML before MathJax/KaTeX runs in the browser, so pages that typeset
+on the client hold their TeX as plain text between delimiters. Single dollars are only
+read as math on pages that load a TeX typesetter (otherwise ``$5 and $10`` is money).
+Text inside pre/code/script/style is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from connectors.math.equations import EquationSink
+
+_ENVIRONMENTS = r"(?:equation|align|alignat|gather|multline|eqnarray|displaymath|math|flalign)\*?"
+# One alternation scanned left to right: the outermost delimiter wins, so an environment
+# written inside \( ... \) stays part of that formula.
+_DELIMITED = re.compile(
+    r"\$\$(?P<dd>.+?)\$\$"
+    r"|\\\[(?P<bb>.+?)\\\]"
+    r"|\\\((?P<pp>.+?)\\\)"
+    r"|(?P<env>\\begin\{(?P<name>" + _ENVIRONMENTS + r")\}.+?\\end\{(?P=name)\})",
+    re.S,
+)
+_SINGLE_DOLLAR = re.compile(r"(?<![\\$\w])\$(?![\s$])(?P<sd>(?:\\.|[^$\\])+?)(?<![\s\\])\$(?![\w$])", re.S)
+_SKIP_TAGS = {"pre", "code", "script", "style", "textarea", "kbd", "samp", "tt", "noscript"}
+
+
+def replace_tex_in_text(text: str, sink: EquationSink, single_dollar: bool) -> str:
+    """``text`` with every delimited formula replaced by a placeholder from ``sink``."""
+
+    def formula(match: re.Match) -> str:
+        if match.group("pp") is not None:
+            return sink.add(match.group("pp"), False, "text")
+        tex = match.group("dd") or match.group("bb") or match.group("env")
+        return f" {sink.add(tex, True, 'text')} "
+
+    text = _DELIMITED.sub(formula, text)
+    if single_dollar:
+        text = _SINGLE_DOLLAR.sub(lambda m: sink.add(m.group("sd"), False, "text"), text)
+    return text
+
+
+def tex_delimiters(root, sink: EquationSink, single_dollar: bool) -> None:
+    """Apply :func:`replace_tex_in_text` to every text node outside code-like elements.
+
+    The walk prunes code-like subtrees instead of testing each node's ancestors.
+    """
+    stack = [root]
+    while stack:
+        el = stack.pop()
+        if el.text and isinstance(el.tag, str):
+            el.text = replace_tex_in_text(el.text, sink, single_dollar)
+        children = [c for c in el if isinstance(c.tag, str) or c.tail]
+        for child in children:
+            if child.tail:  # a child's tail is text of this element, outside the child
+                child.tail = replace_tex_in_text(child.tail, sink, single_dollar)
+        stack.extend(reversed([c for c in children if isinstance(c.tag, str) and c.tag not in _SKIP_TAGS]))
