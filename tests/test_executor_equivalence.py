@@ -47,7 +47,8 @@ def _file_pipeline(files, table: str) -> dict:
     return {
         "name": f"ingest-{table}",
         "source": {"files": files, "format": "jsonl"},
-        "stages": ["text_stats", {"name": "sql_filter", "params": {"where": "text_words >= 2"}}, "exact_dedup"],
+        "stages": ["text_stats", {"name": "sql_filter", "params": {"where": "text_words >= 2"}}, "exact_dedup",
+                   "url_dedup", {"name": "fuzzy_dedup", "params": {"seed": 7}}],
         "output": {"table": table},
         "executor": {"batch_size": 64},
     }
@@ -81,6 +82,10 @@ def test_jsonl_pipeline_with_global_stage_is_identical_on_every_executor(lake, c
         clusters.setdefault(row["dup_cluster"], []).append(row)
     assert sum(r["dup_keep"] for r in local) == len(clusters) == len({_normalised(r["text"]) for r in local})
     assert any(len(members) > 1 for members in clusters.values())
+    # fuzzy clusters (same seed on every executor) contain at least the exact ones
+    assert any(r["fuzzy_dup_cluster_size"] > 1 for r in local)
+    for members in clusters.values():
+        assert len({m["fuzzy_dup_cluster"] for m in members}) == 1
     for members in clusters.values():
         assert all(m["dup_cluster_size"] == len(members) for m in members)
         first = min(members, key=lambda m: (m["fetched_at"] is None, m["fetched_at"] or 0, m["id"]))
