@@ -170,7 +170,7 @@ def main() -> None:
     proc = subprocess.run(
         ["/usr/bin/time", "-v", sys.executable, "-c", child], capture_output=True, text=True, check=True
     )
-    ours = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
     rss = [l for l in proc.stderr.splitlines() if "Maximum resident set size" in l]
     ours["peak_rss_mb_driver"] = int(rss[0].split()[-1]) / 1024 if rss else None
     ours["docs_per_s"] = args.docs / ours["seconds"]
@@ -186,7 +186,7 @@ def main() -> None:
             if proc.returncode != 0:
                 result[name] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
                 continue
-            peer = json.loads(proc.stdout.strip().splitlines()[-1])
+            peer = json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
             peer["docs_per_s"] = args.docs / peer["seconds"]
             peer["ours_speedup"] = peer["seconds"] / ours["seconds"]
             result[name] = peer

@@ -9,6 +9,8 @@ shard and row position.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
@@ -19,9 +21,21 @@ from dataengine.registry import register_stage
 from dataengine.stage import StageParams
 
 
-def normalise_text(text: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Lower-case, collapse runs of whitespace, trim: formatting-only copies hash alike."""
-    text = pc.utf8_lower(text)
+NORMALISATIONS = ("none", "whitespace", "lower", "punctuation")
+
+
+def normalise_text(text: pa.ChunkedArray | pa.Array, level: str = "lower") -> pa.Array:
+    """Normalise before hashing so copies that differ only in form hash alike.
+
+    ``none``: as is; ``whitespace``: runs of whitespace collapsed, trimmed; ``lower``: also
+    lower-cased (default); ``punctuation``: also punctuation, symbols and digits removed.
+    """
+    if level == "none":
+        return text
+    if level in ("lower", "punctuation"):
+        text = pc.utf8_lower(text)
+    if level == "punctuation":
+        text = pc.replace_substring_regex(text, r"[\p{P}\p{S}\p{N}]+", " ")
     text = pc.replace_substring_regex(text, r"\s+", " ")
     return pc.utf8_trim_whitespace(text)
 
@@ -40,7 +54,9 @@ class ExactDedup(GlobalStage):
 
     class Params(StageParams):
         text_column: str = Field("text", description="column holding the text to compare")
-        normalize: bool = Field(True, description="lower-case and collapse whitespace before hashing")
+        normalize: Literal["none", "whitespace", "lower", "punctuation"] = Field(
+            "lower", description="none | whitespace | lower (default) | punctuation (see normalise_text)"
+        )
         order_by: list[str] = Field(
             ["fetched_at", "id"], description="keep rule: the first document by these columns (nulls last)"
         )
@@ -61,8 +77,7 @@ class ExactDedup(GlobalStage):
 
     def map(self, batch: pa.Table) -> pa.Table:
         text = batch.column(self.params.text_column)
-        if self.params.normalize:
-            text = normalise_text(text)
+        text = normalise_text(text, self.params.normalize)
         hashes = pa.array(content_hash(text.to_pylist()), pa.string())
         if "dup_cluster" in batch.column_names:
             batch = batch.drop_columns(["dup_cluster"])

@@ -180,3 +180,21 @@ def test_dedup_report_cli(dolma_twice):
     (report,) = dedup_report(dolma_twice, "raw")
     assert report["histogram"] == [{"size": "2", "clusters": 10, "docs": 20}]
     assert report["duplicates"] == 10 and report["rate"] == 0.5
+
+
+def test_exact_dedup_normalisation_levels():
+    from dataengine.exact_dedup import ExactDedup
+
+    texts = ["Hello,  World 2024!", "hello world 2024!", "Hello, World 1999.", "Hello,  World 2024!"]
+    batch = pa.table({"id": ["a", "b", "c", "d"], "text": texts})
+
+    def groups(level):
+        clusters = ExactDedup({"normalize": level}).map(batch).column("dup_cluster").to_pylist()
+        return len(set(clusters))
+
+    assert groups("none") == 3  # only the byte-identical pair
+    assert groups("whitespace") == 3
+    assert groups("lower") == 3  # the comma still separates a from b
+    assert groups("punctuation") == 1
+    with pytest.raises(Exception, match="normalize"):
+        ExactDedup({"normalize": "fancy"})
