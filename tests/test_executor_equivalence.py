@@ -6,7 +6,6 @@ local[2], one of each for the whole test session (see distributed_fixtures).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -125,19 +124,9 @@ def test_table_snapshot_pipeline_with_shuffle_reduce_matches_driver_reduce(lake,
         assert [m["dup_keep"] for m in sorted(members, key=lambda m: m["id"])] == [True] + [False] * (len(members) - 1)
 
 
-WARC_MODULES = ("connectors.warc", "connectors.extract", "filters.langid")
-
-
-def _warc_modules_ready() -> bool:
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in WARC_MODULES)
-    except ModuleNotFoundError:
-        return False
 
 
 def test_warc_extract_langid_pipeline_is_identical_on_every_executor(lake):
-    if not _warc_modules_ready():
-        pytest.skip("WARC reader / extract / langid modules are not in this checkout yet")
     warc = sorted(str(p) for p in (Path(__file__).parent / "data" / "executors").glob("*.warc.gz"))
     assert len(warc) == 2, "the real WARC files of tests/data/executors are missing"
     tables = {}
