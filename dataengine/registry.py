@@ -33,6 +33,17 @@ PLUGIN_MODULES = [
     "generators.recipes.beyondweb",
 ]
 
+#: Where the stages and readers a plain ingest needs live, so resolving one of them
+#: imports its module only instead of every plugin (~0.1 s per CLI call). Only a hint:
+#: a name that is not found there still loads all plugins.
+_HINTS = {
+    ("stage", "extract"): "connectors.extract",
+    ("stage", "langid"): "filters.langid",
+    ("reader", "warc"): "connectors.warc",
+    ("reader", "jsonl"): "connectors.files",
+    ("reader", "parquet"): "connectors.files",
+}
+
 _STAGES: dict[str, type] = {}
 _READERS: dict[str, "object"] = {}
 _loaded = False
@@ -78,7 +89,17 @@ def all_stages() -> dict[str, type]:
     return dict(sorted(_STAGES.items()))
 
 
+def _hinted(kind: str, name: str, found: dict) -> object | None:
+    module = _HINTS.get((kind, name))
+    if module is not None and name not in found and not _loaded:
+        importlib.import_module(module)
+    return found.get(name)
+
+
 def get_stage(name: str) -> type:
+    hit = _hinted("stage", name, _STAGES)
+    if hit is not None:
+        return hit
     stages = all_stages()
     if name not in stages:
         import difflib
@@ -95,6 +116,9 @@ def all_readers() -> dict[str, object]:
 
 
 def get_reader(fmt: str):
+    hit = _hinted("reader", fmt, _READERS)
+    if hit is not None:
+        return hit
     readers = all_readers()
     if fmt not in readers:
         raise PipelineConfigError(f"unknown input format {fmt!r}; known: {', '.join(readers)}")

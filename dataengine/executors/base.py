@@ -132,9 +132,15 @@ def _file_signature(path: str) -> str:
 
 
 def committed_snapshot(warehouse: Warehouse, run_id: str) -> int | None:
-    """Snapshot id of a run that was already committed, else None."""
-    out = warehouse.sql(f"SELECT snapshot_id FROM {META_SCHEMA}.runs WHERE run_id = ?", [run_id])
-    return out.column(0)[0].as_py() if out.num_rows else None
+    """Snapshot id of a run that was already committed, else None.
+
+    Read through a writable connection: the run is about to commit through one, and with
+    a shared DuckDB instance per process (see ``Warehouse.connect``) the driver then
+    loads the DuckLake extensions once instead of twice.
+    """
+    with warehouse.connect() as con:
+        row = con.execute(f"SELECT snapshot_id FROM {META_SCHEMA}.runs WHERE run_id = ?", [run_id]).fetchone()
+    return row[0] if row else None
 
 
 # -- worker side ---------------------------------------------------------------------
