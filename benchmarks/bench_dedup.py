@@ -164,13 +164,15 @@ def main() -> None:
         import json, sys
         sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
         from bench_dedup import run_ours
-        print(json.dumps(run_ours({jsonl!r}, {os.path.join(args.out, 'wh')!r}, {args.workers})))
+        result = run_ours({jsonl!r}, {os.path.join(args.out, 'wh')!r}, {args.workers})
+        open({os.path.join(args.out, 'ours.json')!r}, "w").write(json.dumps(result))
         """
     )
-    proc = subprocess.run(
-        ["/usr/bin/time", "-v", sys.executable, "-c", child], capture_output=True, text=True, check=True
-    )
-    ours = json.loads([l for l in proc.stdout.splitlines() if l.startswith("{")][-1])
+    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", child], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"our run failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    with open(os.path.join(args.out, "ours.json")) as fh:
+        ours = json.load(fh)
     rss = [l for l in proc.stderr.splitlines() if "Maximum resident set size" in l]
     ours["peak_rss_mb_driver"] = int(rss[0].split()[-1]) / 1024 if rss else None
     ours["docs_per_s"] = args.docs / ours["seconds"]

@@ -8,7 +8,8 @@ final save are excluded for both). Runs alternate (ours, HF, ours, HF, ...) and 
 ``--repeats`` is compared, because other jobs share the machine.
 
     python benchmarks/bench_trainer.py --preset small --seq-len 256 --steps 40 --repeats 2
-    python benchmarks/bench_trainer.py --preset 124m --seq-len 1024 --batch 16 --device cuda --bf16  # GPU: + MFU
+    python benchmarks/bench_trainer.py --preset small --seq-len 256 --precision defaults  # each one's default
+    python benchmarks/bench_trainer.py --preset 124m --seq-len 1024 --batch 16 --device cuda --precision bf16  # GPU: + MFU
 
 Needs `accelerate` for the HF Trainer (`pip install -e .[bench]`).
 """
@@ -52,21 +53,22 @@ def build_blend(root: Path) -> tuple[dict, object]:
     return load_manifest(blends.freeze("bench", tokenizer="bench-bpe512")["manifest"]), tok
 
 
-def run_ours(manifest, tok, args, out: Path) -> float:
+def run_ours(manifest, tok, args, out: Path) -> tuple[float, str]:
+    """Steady-state tokens/s of our trainer, and the precision it trained in."""
     cfg = load_config(None, {
         "steps": args.steps, "model.preset": args.preset, "model.seq_len": args.seq_len,
         "data.micro_batch_size": args.batch, "data.val_fraction": 0.05, "data.val_samples": 8,
         "optimizer.name": "adamw", "schedule.warmup_steps": 5, "log_every": 1,
         "eval_every": args.steps, "checkpoint_every": args.steps, "runtime.threads": args.threads,
         "runtime.device": args.device, "runtime.compile": args.compile, "progress": False,
-        "runtime.precision": "bf16" if args.bf16 else "fp32",
+        "runtime.precision": {"fp32": "fp32", "bf16": "bf16", "defaults": "auto"}[args.precision],
     })
-    train(manifest, cfg, out, tok.tokenizer, resume=False)
+    summary = train(manifest, cfg, out, tok.tokenizer, resume=False)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steady = [r for r in rows if "loss" in r and r["step"] > args.skip]
     tokens_per_step = args.batch * args.seq_len
     seconds = sum(tokens_per_step / r["tokens_per_s"] for r in steady)
-    return tokens_per_step * len(steady) / seconds
+    return tokens_per_step * len(steady) / seconds, summary["precision"]
 
 
 class _Samples(torch.utils.data.Dataset):
@@ -102,7 +104,8 @@ def run_hf(manifest, tok, args, out: Path) -> float:
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
         learning_rate=3e-3, weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0, warmup_steps=5,
         lr_scheduler_type="cosine", logging_steps=args.steps, save_strategy="no", report_to=[],
-        use_cpu=args.device == "cpu", bf16=args.bf16, dataloader_num_workers=0, seed=0,
+        # "defaults": TrainingArguments' own default precision (fp32 unless bf16=True is asked for)
+        use_cpu=args.device == "cpu", bf16=args.precision == "bf16", dataloader_num_workers=0, seed=0,
         torch_compile=args.compile, disable_tqdm=True,
     )
     Trainer(model=model, args=targs, train_dataset=_Samples(stream, args.steps * args.batch),
@@ -122,14 +125,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--compile", action="store_true", help="torch.compile in both trainers")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast in both trainers (CPU: needs AVX512-BF16/AMX)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "defaults"],
+                    help="fp32 or bf16 autocast in both trainers (bf16 on CPU needs AVX512-BF16/AMX), or each "
+                         "trainer's default: ours `precision: auto`, the HF Trainer's fp32")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         manifest, tok = build_blend(tmp / "wh")
         ours, hf = [], []
         for r in range(args.repeats):
-            ours.append(run_ours(manifest, tok, args, tmp / f"ours{r}"))
+            tps, ours_precision = run_ours(manifest, tok, args, tmp / f"ours{r}")
+            ours.append(tps)
             hf.append(run_hf(manifest, tok, args, tmp / f"hf{r}"))
             print(f"repeat {r}: ours {ours[-1]:,.0f} tok/s, HF Trainer {hf[-1]:,.0f} tok/s", flush=True)
     cfg = model_config(args.preset, manifest["vocab_size"], manifest["eos_id"], args.seq_len)
@@ -137,7 +143,8 @@ def main() -> None:
     result = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
         "preset": args.preset, "parameters": sum(p.numel() for p in model.parameters()),
-        "seq_len": args.seq_len, "batch": args.batch, "steps": args.steps, "compile": args.compile, "bf16": args.bf16,
+        "seq_len": args.seq_len, "batch": args.batch, "steps": args.steps, "compile": args.compile, "precision": args.precision,
+        "ours_trained_in": ours_precision, "hf_trained_in": "bf16" if args.precision == "bf16" else "fp32",
         "ours_tokens_per_s": [round(x) for x in ours], "hf_tokens_per_s": [round(x) for x in hf],
         "speedup_best": max(ours) / max(hf),
     }

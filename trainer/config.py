@@ -55,7 +55,9 @@ class DataConfig(_Strict):
 
 class RuntimeConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; bf16 on CPU needs AVX512-BF16/AMX to pay off
+    # auto: bf16 autocast on CUDA, and on CPUs with AVX512-BF16/AMX for hidden size >= 256 (where
+    # it pays); fp32 otherwise. Pin fp32 or bf16 to make a run independent of the machine.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False  # torch.compile the model
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
