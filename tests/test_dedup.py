@@ -14,6 +14,7 @@ import pytest
 from conftest import demo_records, run_cli
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
+from filters.near_duplicates import edit_words, near_duplicate_pairs, recall_precision
 from filters.shingles import jaccard, shingle_hashes, shingle_sets
 from filters.url_dedup import normalise_url
 from kernels.minhash import signatures
@@ -73,62 +74,28 @@ def test_dolma_fixture_second_copies_are_flagged(dolma_twice):
     assert {r["url"] for r in first_copy if not r["url_dup_keep"]} <= dup_urls
 
 
-def _variant(words: list[str], rng: random.Random, edits: int) -> list[str]:
-    w = list(words)
-    for _ in range(edits):
-        op = rng.random()
-        i = rng.randrange(len(w))
-        if op < 0.4:
-            w[i] = rng.choice(["alpha", "beta", "gamma", "delta", "omega"]) + str(rng.randrange(1000))
-        elif op < 0.7:
-            w.insert(i, "inserted" + str(rng.randrange(1000)))
-        else:
-            j = rng.randrange(len(w))  # move a span: reordering
-            span = w[i : i + 5]
-            del w[i : i + 5]
-            w[j:j] = span
-    return w
-
-
 def test_near_duplicate_recall_and_precision(wh):
-    rng = random.Random(1)
     bases = [r["text"] for r in demo_records() if len(r["text"].split()) > 150][:120]
-    rows, pairs = [], []
-    for b, text in enumerate(bases):
-        rows.append({"id": f"base-{b:03d}", "text": text})
-        words = text.split()
-        edits = rng.choice([1, 2, 4, 8, 16, 32])
-        variant = " ".join(_variant(words, rng, edits))
-        rows.append({"id": f"var-{b:03d}", "text": variant})
-        pairs.append((f"base-{b:03d}", f"var-{b:03d}", text, variant))
+    rows, pairs = near_duplicate_pairs(bases, seed=1)
     wh.write_table("pairs", pa.Table.from_pylist(rows))
-    truth = {}
-    for a, b, ta, tb in pairs:
-        sa, sb = shingle_sets([ta, tb], "word", 5)
-        truth[(a, b)] = jaccard(sa, sb)
     pipe = pipeline_from_dict(
         {
             "source": {"table": "pairs"},
-            # tuned for Jaccard 0.8: P(candidate | J=0.8) = 1 - (1 - 0.8**5)**20 > 0.999
+            # tuned for Jaccard 0.8: P(candidate | J=0.8) = 1 - (1 - 0.8**5)**20 > 0.999; Jaccard check on
             "stages": [{"name": "fuzzy_dedup", "params": {"preset": "custom", "unit": "word", "ngram": 5,
                                                           "num_perm": 100, "bands": 20, "rows": 5, "threshold": 0.8,
-                                                          "order_by": ["id"]}}],
+                                                          "jaccard_check": True, "order_by": ["id"]}}],
             "output": {"table": "pairs"},
         }
     )
     run_pipeline(pipe, wh, progress=False)
-    cluster = dict(wh.sql("SELECT id, fuzzy_dup_cluster FROM pairs").to_pylist() and
-                   [(r["id"], r["fuzzy_dup_cluster"]) for r in wh.sql("SELECT id, fuzzy_dup_cluster FROM pairs").to_pylist()])
-    high = [p for p, j in truth.items() if j >= 0.8]
-    low = [p for p, j in truth.items() if j < 0.8]
-    assert len(high) >= 40 and len(low) >= 20, (len(high), len(low))
-    recall = sum(cluster[a] == cluster[b] for a, b in high) / len(high)
-    predicted = [p for p in truth if cluster[p[0]] == cluster[p[1]]]
-    precision = sum(truth[p] >= 0.8 for p in predicted) / len(predicted)
-    assert recall >= 0.95, recall
-    assert precision >= 0.99, precision
+    cluster = {r["id"]: r["fuzzy_dup_cluster"] for r in wh.sql("SELECT id, fuzzy_dup_cluster FROM pairs").to_pylist()}
+    scores = recall_precision(pairs, cluster, threshold=0.8)
+    assert scores["pairs_at_or_above"] >= 40 and scores["pairs"] - scores["pairs_at_or_above"] >= 20, scores
+    assert scores["recall"] >= 0.95, scores
+    assert scores["precision"] >= 0.99, scores
     # unrelated base documents never end up together
-    base_clusters = [cluster[f"base-{b:03d}"] for b in range(len(bases))]
+    base_clusters = [cluster[p.base_id] for p in pairs]
     assert len(set(base_clusters)) == len(bases)
 
 
@@ -136,7 +103,7 @@ def test_minhash_estimates_jaccard_and_is_deterministic():
     text = [r["text"] for r in demo_records()[:40]]
     words = text[0].split()
     rng = random.Random(3)
-    variants = [" ".join(_variant(words, rng, k)) for k in (2, 10, 40)]
+    variants = [" ".join(edit_words(words, rng, k)) for k in (2, 10, 40)]
     arr = pa.array([text[0], *variants])
     h, o = shingle_hashes(arr, "word", 5)
     s1 = signatures(h, o, 256, seed=7)
