@@ -104,8 +104,7 @@ class Extract(Stage):
 
         column = batch.column("html")
         sizes = pc.binary_length(column).to_pylist()
-        # resiliparse parses UTF-8 bytes directly: skip the bytes -> str -> bytes round trip.
-        htmls = column.cast(pa.binary()).to_pylist() if self.params.extractor == "resiliparse" else column.to_pylist()
+        htmls = column.to_pylist()  # str: both extractors parse from str (see connectors.extractors)
         n = len(htmls)
         mimes = batch.column("content_type").to_pylist() if "content_type" in batch.column_names else [None] * n
         urls = batch.column("url").to_pylist() if "url" in batch.column_names else [None] * n

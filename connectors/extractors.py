@@ -40,25 +40,44 @@ class TrafilaturaExtractor:
 
 
 class ResiliparseExtractor:
-    """resiliparse (lexbor DOM + C heuristics): an order of magnitude faster than trafilatura."""
+    """resiliparse (lexbor DOM + C heuristics): an order of magnitude faster than trafilatura.
+
+    Pages are parsed from ``str``: ``HTMLTree.parse_from_bytes`` decodes the bytes to str
+    itself and then parses that, so handing it UTF-8 bytes is slower (0.63 vs 0.46 ms a
+    page on the benchmark pages), not faster.
+
+    The depth guard is a CSS child chain ``* > * > ...`` that matches only at depth >=
+    ``max_depth``. lexbor compiles the selector on every call (0.1 ms for a 1000-link
+    chain), so a short chain (depth >= 100, which almost no real page reaches) is tried
+    first and the long one only when the short one matches: same answer, ~40% cheaper.
+    """
+
+    PRECHECK_DEPTH = 100
 
     def __init__(self, include_tables: bool = True, max_depth: int = 1000):
         from resiliparse.extract.html2text import extract_plain_text
 
         self._extract = extract_plain_text
         self._max_depth = max_depth
-        self._too_deep = " > ".join(["*"] * max_depth)  # child chain: matches only at depth >= max_depth
+        self._too_deep = _child_chain(max_depth)  # matches only at depth >= max_depth
+        self._maybe_deep = _child_chain(self.PRECHECK_DEPTH) if max_depth > self.PRECHECK_DEPTH else None
         self._skip = None if include_tables else ["table"]
 
-    def __call__(self, html: bytes | str, url: str | None = None) -> tuple[str | None, str | None]:
+    def is_too_deep(self, tree) -> bool:
+        doc = tree.document
+        if self._maybe_deep is not None and doc.query_selector(self._maybe_deep) is None:
+            return False
+        return doc.query_selector(self._too_deep) is not None
+
+    def __call__(self, html: str | bytes, url: str | None = None) -> tuple[str | None, str | None]:
         from resiliparse.parse.html import HTMLTree
 
         from connectors.extract import TooDeep
 
-        if isinstance(html, str):
-            html = html.encode("utf-8")
-        tree = HTMLTree.parse_from_bytes(html, "utf-8")
-        if tree.document.query_selector(self._too_deep) is not None:
+        if isinstance(html, bytes):
+            html = html.decode("utf-8", "replace")
+        tree = HTMLTree.parse(html)
+        if self.is_too_deep(tree):
             raise TooDeep()
         text = self._extract(
             tree,
@@ -68,3 +87,8 @@ class ResiliparseExtractor:
             skip_elements=self._skip,
         )
         return text, tree.title
+
+
+def _child_chain(depth: int) -> str:
+    """A CSS selector matching the elements with at least ``depth`` ancestors-or-self."""
+    return " > ".join(["*"] * depth)
