@@ -440,46 +440,59 @@ class Warehouse:
         """
         if mode not in ("append", "overwrite"):
             raise WarehouseError(f"unknown write mode {mode!r}: use append or overwrite")
-        for attempt in range(retries):
-            con = self.connect()
-            try:
-                con.execute("BEGIN")
-                if not self._table_exists(con, table):
-                    schema_name, _ = _split(table)
-                    if schema_name != "main":
-                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{schema_name}")
-                    con.register("_empty", schema.empty_table())
-                    con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM _empty")
-                    con.unregister("_empty")
-                else:
-                    self._evolve_schema(con, table, schema)
-                    if mode == "overwrite":
-                        con.execute(f"DELETE FROM {_qualify(table)}")
-                schema_name, name = _split(table)
-                for path in files:
-                    con.execute(
-                        f"CALL ducklake_add_data_files('{LAKE}', ?, ?, schema => ?, allow_missing => true)",
-                        [name, path, schema_name],
-                    )
-                for meta_table, record in meta_rows:
-                    con.register("_meta", pa.Table.from_pylist([record]))
-                    con.execute(f"INSERT INTO {_qualify(meta_table)} BY NAME SELECT * FROM _meta")
-                    con.unregister("_meta")
-                if message:
-                    con.execute(f"CALL {LAKE}.set_commit_message('dataengine', ?)", [message])
-                con.execute("COMMIT")
-                return self._snapshot_id(con)
-            except duckdb.Error as exc:
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        # Everything below is plain SQL: no bound parameters and no registered Arrow
+        # tables, because either makes the duckdb module import pandas (~0.2 s per CLI
+        # call). The table schema and the catalog records go in as small Parquet files,
+        # which is also what the staged files are, so the table's types are read the
+        # same way as the data's.
+        with tempfile.TemporaryDirectory(prefix="dataengine-commit-") as tmp:
+            schema_file = os.path.join(tmp, "schema.parquet")
+            pq.write_table(schema.empty_table(), schema_file)
+            meta_files = []
+            for i, (meta_table, record) in enumerate(meta_rows):
+                path = os.path.join(tmp, f"meta-{i}.parquet")
+                pq.write_table(pa.Table.from_pylist([record]), path)
+                meta_files.append((meta_table, path))
+            for attempt in range(retries):
+                con = self.connect()
                 try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                if attempt + 1 < retries and _is_conflict(exc):
-                    time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
-                    continue
-                raise WarehouseError(f"commit to {table!r} failed: {_one_line(exc)}") from None
-            finally:
-                con.close()
+                    con.execute("BEGIN")
+                    if not self._table_exists(con, table):
+                        schema_name, _ = _split(table)
+                        if schema_name != "main":
+                            con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
+                        con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
+                    else:
+                        self._evolve_schema(con, table, schema, source=_parquet(schema_file))
+                        if mode == "overwrite":
+                            con.execute(f"DELETE FROM {_qualify(table)}")
+                    schema_name, name = _split(table)
+                    for path in files:
+                        con.execute(
+                            f"CALL ducklake_add_data_files('{LAKE}', {_literal(name)}, {_literal(path)}, "
+                            f"schema => {_literal(schema_name)}, allow_missing => true)"
+                        )
+                    for meta_table, path in meta_files:
+                        con.execute(f"INSERT INTO {_qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
+                    if message:
+                        con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
+                    con.execute("COMMIT")
+                    return self._snapshot_id(con)
+                except duckdb.Error as exc:
+                    try:
+                        con.execute("ROLLBACK")
+                    except duckdb.Error:
+                        pass
+                    if attempt + 1 < retries and _is_conflict(exc):
+                        time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
+                        continue
+                    raise WarehouseError(f"commit to {table!r} failed: {_one_line(exc)}") from None
+                finally:
+                    con.close()
         raise AssertionError("unreachable")
 
     # -- helpers -------------------------------------------------------------------
@@ -492,14 +505,18 @@ class Warehouse:
         schema, name = _split(table)
         return bool(
             con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
-                [LAKE, schema, name],
+                f"SELECT count(*) FROM duckdb_tables() WHERE database_name = {_literal(LAKE)} "
+                f"AND schema_name = {_literal(schema)} AND table_name = {_literal(name)}"
             ).fetchone()[0]
         )
 
     @staticmethod
-    def _evolve_schema(con, table: str, schema: pa.Schema) -> None:
-        """Add the columns of ``schema`` the table lacks (annotations add columns)."""
+    def _evolve_schema(con, table: str, schema: pa.Schema, source: str | None = None) -> None:
+        """Add the columns of ``schema`` the table lacks (annotations add columns).
+
+        ``source``: a SQL relation with those columns to take the DuckDB types from
+        (default: ``schema`` registered as an empty Arrow table).
+        """
         existing = {
             r[0]
             for r in con.execute(f"SELECT * FROM {_qualify(table)} LIMIT 0").description
@@ -507,10 +524,22 @@ class Warehouse:
         for field in schema:
             if field.name in existing:
                 continue
-            con.register("_probe", pa.schema([field]).empty_table())
-            sql_type = con.execute("DESCRIBE SELECT * FROM _probe").fetchone()[1]
-            con.unregister("_probe")
+            if source is not None:
+                sql_type = con.execute(f"DESCRIBE SELECT {_quote(field.name)} FROM {source}").fetchone()[1]
+            else:
+                con.register("_probe", pa.schema([field]).empty_table())
+                sql_type = con.execute("DESCRIBE SELECT * FROM _probe").fetchone()[1]
+                con.unregister("_probe")
             con.execute(f"ALTER TABLE {_qualify(table)} ADD COLUMN {_quote(field.name)} {sql_type}")
+
+
+def _literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _parquet(path: str) -> str:
+    return f"read_parquet({_literal(path)})"
 
 
 def _quote(name: str) -> str:

@@ -138,8 +138,9 @@ def committed_snapshot(warehouse: Warehouse, run_id: str) -> int | None:
     a shared DuckDB instance per process (see ``Warehouse.connect``) the driver then
     loads the DuckLake extensions once instead of twice.
     """
+    literal = "'" + run_id.replace("'", "''") + "'"  # no bound parameter: it would import pandas (~0.2 s)
     with warehouse.connect() as con:
-        row = con.execute(f"SELECT snapshot_id FROM {META_SCHEMA}.runs WHERE run_id = ?", [run_id]).fetchone()
+        row = con.execute(f"SELECT snapshot_id FROM {META_SCHEMA}.runs WHERE run_id = {literal}").fetchone()
     return row[0] if row else None
 
 

@@ -55,3 +55,15 @@ def reuse_setup(stages: list[Stage]) -> list[Stage]:
 def process_shard_in_worker(shard, stages, reader, run_dir, warehouse_config, batch_size) -> dict:
     """:func:`process_shard` with the stages this worker process has already set up."""
     return process_shard(shard, reuse_setup(stages), reader, run_dir, warehouse_config, batch_size)
+
+
+def warm_up(stages) -> None:
+    """Set ``stages`` up in this worker before its first shard arrives (errors surface then)."""
+    import pyarrow as pa
+
+    try:
+        for stage in reuse_setup(stages):
+            stage.ensure_setup()
+    except Exception:  # noqa: BLE001 - the shard task runs setup() again and reports the error
+        pass
+    pa.array([0])  # pyarrow imports pandas on its first list conversion (~0.2 s): do it now
