@@ -62,11 +62,52 @@ def run_ours(jsonl: str, root: str, workers: int) -> dict:
             "executor": {"workers": workers, "batch_size": 5000},
         }
     )
+    with open("/proc/self/clear_refs", "w") as fh:  # reset VmHWM: the ingest above is not measured
+        fh.write("5")
+    sampler = TreeRssSampler()
     start = time.perf_counter()
     run_pipeline(pipe, wh, progress=False)
     seconds = time.perf_counter() - start
+    sampler.stop()
     removed = wh.sql("SELECT count(*) FILTER (WHERE NOT fuzzy_dup_keep) FROM docs").column(0)[0].as_py()
-    return {"seconds": seconds, "removed": removed}
+    return {"seconds": seconds, "removed": removed, "dedup_peak_rss_mb_driver": vm_hwm_mb(),
+            "dedup_peak_rss_mb_all_processes": sampler.peak_mb}
+
+
+def vm_hwm_mb() -> float:
+    """This process's peak RSS since the last clear_refs reset."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+
+class TreeRssSampler:
+    """Peak of the summed RSS of this process and all its children (workers), sampled every 0.1 s."""
+
+    def __init__(self):
+        import threading
+
+        import psutil
+
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        me = psutil.Process()
+
+        def sample():
+            while not self._stop.is_set():
+                total = 0
+                for p in [me, *me.children(recursive=True)]:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak_mb = max(self.peak_mb, total / 2**20)
+                self._stop.wait(0.1)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 DATATROVE = textwrap.dedent(
@@ -174,7 +215,7 @@ def main() -> None:
     with open(os.path.join(args.out, "ours.json")) as fh:
         ours = json.load(fh)
     rss = [l for l in proc.stderr.splitlines() if "Maximum resident set size" in l]
-    ours["peak_rss_mb_driver"] = int(rss[0].split()[-1]) / 1024 if rss else None
+    ours["peak_rss_mb_largest_process_incl_ingest"] = int(rss[0].split()[-1]) / 1024 if rss else None
     ours["docs_per_s"] = args.docs / ours["seconds"]
     result["ours"] = ours
     if not args.skip_peers:
