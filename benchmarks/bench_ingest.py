@@ -13,7 +13,8 @@ contenders of the same run only.
   resiliparse loop: the floor of what a WARC -> text job costs
 * ours: ``dataengine ingest warc`` end to end (reader, extract stage, Parquet, DuckLake
   commit), ``--no-langid`` to do the same work as the peers; 1 worker, then 2 workers
-  over the same pages split into 2 files (scaling).
+  over the same pages split into 2 files (scaling), and the resiliparse path once more on
+  ``--scaling-copies`` copies, where the per-call fixed cost matters less.
 * streaming: ``--rss-gb 1`` also builds a ~1 GB uncompressed WARC and reports the
   peak RSS of ingesting it (resiliparse path + langid).
 
@@ -155,9 +156,13 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--rss-gb", type=float, default=0, help="also run the streaming test on a WARC this big")
     ap.add_argument("--skip-scaling", action="store_true")
+    ap.add_argument("--scaling-copies", type=int, default=20,
+                    help="also measure 1 -> 2 workers of the resiliparse path on this many copies (0: skip)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     rows = []
+    fixed: dict = {}
+    print(f"load average at start: {os.getloadavg()}", flush=True)
 
     def report(name, result, docs, cores=1):
         row = {"contender": name, "cores": cores, "docs": docs, "wall_s": round(result["wall"], 2),
@@ -174,7 +179,7 @@ def main() -> None:
         tiny = work / "tiny"
         tiny.mkdir()
         shutil.copy(ROOT / "tests" / "data" / "warc" / "example.warc.gz", tiny / "one-page.warc.gz")
-        fixed = {x: ours([tiny / "one-page.warc.gz"], x, 1) for x in ("resiliparse", "trafilatura")}
+        fixed.update({x: ours([tiny / "one-page.warc.gz"], x, 1) for x in ("resiliparse", "trafilatura")})
         for x, r in fixed.items():
             print(f"fixed cost of one `ingest` call ({x}, 1 page): {r['wall']:.1f}s wall, {r['cpu']:.1f}s CPU", flush=True)
 
@@ -199,11 +204,58 @@ def main() -> None:
             report("ours: ingest --extractor trafilatura, 2 files", ours(two, "trafilatura", 2), docs, cores=2)
             if args.datatrove_python and os.path.exists(args.datatrove_python):
                 report("datatrove, 2 files", datatrove(args.datatrove_python, work / "two", 2), docs, cores=2)
+            if args.scaling_copies:
+                big_one, big_docs = build_warcs(args.scaling_copies, work / "big-one", 1)
+                big_two, _ = build_warcs(args.scaling_copies, work / "big-two", 2)
+                report(f"bare fastwarc + resiliparse loop, {args.scaling_copies} copies",
+                       timed([py, "-c", BARE_RESILIPARSE, *map(str, big_one)]), big_docs)
+                report(f"ours: ingest --extractor resiliparse, {args.scaling_copies} copies, 1 file",
+                       ours(big_one, "resiliparse", 1), big_docs)
+                report(f"ours: ingest --extractor resiliparse, {args.scaling_copies} copies, 2 files",
+                       ours(big_two, "resiliparse", 2), big_docs, cores=2)
+                shutil.rmtree(work / "big-one", ignore_errors=True)
+                shutil.rmtree(work / "big-two", ignore_errors=True)
         if args.rss_gb:
             result = rss_run(args.rss_gb, work)
             report(f"streaming: ours resiliparse + langid, {result['file_gb']:.2f} GB WARC", result, result["docs"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at end: {os.getloadavg()}")
+    print()
+    for x, r in fixed.items():
+        print(f"fixed cost of one `ingest` call ({x}, 1 page, 1 worker): {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU")
+    by_name = {r["contender"]: r for r in rows}
+
+    def ratio(a: str, b: str, key: str) -> str:
+        if a not in by_name or b not in by_name:
+            return "n/a"
+        return f"{by_name[a][key] / by_name[b][key]:.2f}"
+
+    pairs = [
+        ("resiliparse path / bare loop", "ours: ingest --extractor resiliparse", "bare fastwarc + resiliparse loop"),
+        ("resiliparse path / bare loop, net of fixed cost", "ours: ingest --extractor resiliparse, net of fixed cost",
+         "bare fastwarc + resiliparse loop"),
+        ("trafilatura path / datatrove", "ours: ingest --extractor trafilatura",
+         "datatrove WarcReader -> Trafilatura -> JsonlWriter"),
+        ("trafilatura path / datatrove, net of fixed cost", "ours: ingest --extractor trafilatura, net of fixed cost",
+         "datatrove WarcReader -> Trafilatura -> JsonlWriter"),
+        ("resiliparse 2 files, 2 workers / 1 file, 1 worker", "ours: ingest --extractor resiliparse, 2 files",
+         "ours: ingest --extractor resiliparse"),
+        ("trafilatura 2 files, 2 workers / 1 file, 1 worker", "ours: ingest --extractor trafilatura, 2 files",
+         "ours: ingest --extractor trafilatura"),
+        ("datatrove 2 workers / 1 worker", "datatrove, 2 files", "datatrove WarcReader -> Trafilatura -> JsonlWriter"),
+    ]
+    if args.scaling_copies:
+        c = args.scaling_copies
+        pairs += [
+            (f"resiliparse path / bare loop, {c} copies", f"ours: ingest --extractor resiliparse, {c} copies, 1 file",
+             f"bare fastwarc + resiliparse loop, {c} copies"),
+            (f"resiliparse 2 files, 2 workers / 1 file, 1 worker, {c} copies",
+             f"ours: ingest --extractor resiliparse, {c} copies, 2 files",
+             f"ours: ingest --extractor resiliparse, {c} copies, 1 file"),
+        ]
+    for label, a, b in pairs:
+        print(f"{label}: {ratio(a, b, 'docs_per_s')} wall docs/s, {ratio(a, b, 'docs_per_cpu_s')} docs per CPU-s")
     print()
     print("| contender | cores | docs | wall s | docs/s | docs per CPU-s | peak RSS MB |")
     print("|---|---|---|---|---|---|---|")
