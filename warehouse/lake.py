@@ -192,7 +192,7 @@ class _SharedInstances:
     the child starts with an empty cache (a DuckDB instance does not survive fork).
     """
 
-    MAX = 8
+    MAX = 4  # each instance keeps its own thread pool
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -265,7 +265,7 @@ class Warehouse:
             return self._open(pinned, snapshot, retries)
         key = _instance_key(self.config, pinned, snapshot)
         for attempt in range(2):
-            db, con = _SHARED.cursor(key, lambda: self._open(pinned, snapshot, retries))
+            db, con = _SHARED.cursor(key, lambda: self._open(pinned, snapshot, retries, shared=True))
             try:
                 con.execute(f"USE {LAKE}")
                 return con
@@ -275,9 +275,15 @@ class Warehouse:
                     raise
         raise AssertionError("unreachable")
 
-    def _open(self, pinned: bool, snapshot: int | None, retries: int) -> duckdb.DuckDBPyConnection:
+    def _open(
+        self, pinned: bool, snapshot: int | None, retries: int, shared: bool = False
+    ) -> duckdb.DuckDBPyConnection:
         """A new DuckDB instance with the extensions loaded and the lake attached and in use."""
         con = new_connection()
+        if shared:
+            # A kept instance must not keep file data cached between calls (memory a
+            # short-lived connection used to give back when it closed).
+            con.execute("SET enable_external_file_cache = false")
         load_extension(con, "ducklake")
         ext = _catalog_extension(self.config.catalog)
         if ext:
