@@ -146,7 +146,7 @@ def run(
     partitions: Optional[int] = typer.Option(None, help="partitions (shards) of a table source"),
     dask_scheduler: Optional[str] = typer.Option(None, help="tcp://host:port of a running Dask scheduler"),
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (default local[WORKERS])"),
-    gpu: bool = typer.Option(False, "--gpu", help="dask: LocalCUDACluster and cuDF batches (needs RAPIDS)"),
+    gpu: bool = typer.Option(False, "--gpu", help="GPU paths of stages that have one (fuzzy_dedup: CuPy); dask: also LocalCUDACluster + cuDF batches (needs RAPIDS)"),
     reduce: Optional[str] = typer.Option(None, help="global stages reduce on the driver (DuckDB) | engine (shuffle)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (shards, stages, executor) and stop"),
     new_run: bool = typer.Option(False, help="run again even if this exact run was committed"),
@@ -256,16 +256,17 @@ app.add_typer(generate_app, name="generate")
 def main() -> None:
     """Entry point: user errors print one line, no traceback."""
     import duckdb
+    from rich.markup import escape  # messages hold [brackets]: extras, SQL, lists
 
     try:
         app(standalone_mode=False)
     except DataEngineError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except duckdb.Error as exc:
         from warehouse.lake import _one_line
 
-        console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("interrupted; re-run the same command to resume")

@@ -67,7 +67,8 @@ class ExecutorConfig(_Strict):
     memory_limit: str | None = Field(None, description="memory per worker, e.g. '4GB' (dask) or '4g' (spark)")
     dask_scheduler: str | None = Field(None, description="tcp://host:port of a running scheduler; default: a LocalCluster")
     spark_master: str | None = Field(None, description="Spark master URL; default: local[workers]")
-    gpu: bool = Field(False, description="dask only: dask_cuda.LocalCUDACluster, cuDF batches for stages with a GPU path")
+    gpu: bool = Field(False, description="stages with a `gpu` parameter use their GPU path; on dask also "
+                                         "dask_cuda.LocalCUDACluster and cuDF batches for stages with one")
     reduce: Literal["driver", "engine"] = Field(
         "driver", description="where global stages reduce: DuckDB on the driver, or a Dask/Spark shuffle"
     )
@@ -179,7 +180,11 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     stages = []
     for sc in config.stage_configs():
         cls = get_stage(sc.name)
-        stages.append(cls(sc.params))
+        stage = cls(sc.params)
+        if config.executor.gpu and getattr(stage.params, "gpu", True) is False:
+            # --gpu selects every stage's own GPU path (fuzzy_dedup's CuPy MinHash, ...)
+            stage = cls(stage.params.model_copy(update={"gpu": True}))
+        stages.append(stage)
     return stages
 
 

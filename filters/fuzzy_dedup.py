@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
+from dataengine.errors import StageError
 from dataengine.global_stage import ROW_COL, SHARD_COL, GlobalStage, _ident
 from dataengine.registry import register_stage
 from dataengine.stage import StageParams
@@ -78,6 +79,16 @@ class FuzzyDedup(GlobalStage):
 
     def required_columns(self):
         return tuple(dict.fromkeys([self.params.text_column, "id", *self.params.order_by]))
+
+    def setup(self) -> None:
+        if self.params.gpu:  # fail the run up front, not batch by batch
+            try:
+                import cupy
+
+                cupy.cuda.runtime.getDeviceCount()
+            except Exception as exc:  # ImportError, or CUDARuntimeError without a device
+                raise StageError(f"fuzzy_dedup gpu: true needs CuPy and a CUDA device ({exc}); "
+                                 "pip install 'dataengine[gpu]' on a CUDA machine, or drop --gpu") from None
 
     @property
     def _bands_col(self) -> str:

@@ -165,3 +165,30 @@ def test_exact_dedup_normalisation_levels():
     assert groups("punctuation") == 1
     with pytest.raises(Exception, match="normalize"):
         ExactDedup({"normalize": "fancy"})
+
+
+def test_gpu_flag_selects_the_cupy_path_and_fails_clearly_without_one(dolma_twice):
+    """`--gpu` turns on every stage's own GPU path; without CuPy/CUDA the run stops before any
+    work with a message saying what to install, and writes nothing."""
+    from dataengine.pipeline import build_stages
+
+    raw = {"source": {"table": "raw"}, "stages": ["fuzzy_dedup", "exact_dedup"], "output": {"table": "raw"}}
+    cpu, gpu = pipeline_from_dict(raw), pipeline_from_dict({**raw, "executor": {"gpu": True}})
+    cpu_stages, gpu_stages = build_stages(cpu), build_stages(gpu)
+    assert [s.params.gpu for s in cpu_stages[:1]] == [False] and gpu_stages[0].params.gpu is True
+    assert not hasattr(gpu_stages[1].params, "gpu")  # stages without a GPU path are left alone
+    assert cpu_stages[0].fingerprint() != gpu_stages[0].fingerprint()
+
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() > 0:
+            pytest.skip("a CUDA device is present: the failure path cannot be shown here")
+    except Exception:  # no CuPy, or no device: the run must refuse
+        pass
+    before = dolma_twice.current_snapshot()
+    proc = run_cli("run", "--from", "raw", "--stage", "fuzzy_dedup", "--to", "raw_gpu", "--gpu",
+                   warehouse=dolma_twice.config.root)
+    assert proc.returncode == 1
+    assert "CuPy" in proc.stderr and "dataengine[gpu]" in proc.stderr
+    assert dolma_twice.current_snapshot() == before and not dolma_twice.table_exists("raw_gpu")

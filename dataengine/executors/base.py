@@ -193,6 +193,8 @@ def process_shard(
     rows = 0
     if reader is not None:
         reader.skipped.clear()
+    for stage in stages:  # a stage that cannot set up (no model, no GPU) fails the shard, not every row
+        stage.ensure_setup()
     try:
         for batch in read_shard(shard, reader, warehouse_config, batch_size):
             for stage, name in zip(stages, names):
