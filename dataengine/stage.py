@@ -131,8 +131,10 @@ class StageStats:
     errors: int = 0
     seconds: float = 0.0
     error_samples: list[str] = field(default_factory=list)
+    where: str | None = None  # a global stage's reduce: "driver (duckdb)", "dask shuffle", ...
 
     def merge(self, other: "StageStats") -> None:
+        self.where = self.where or other.where
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
         self.errors += other.errors
@@ -142,17 +144,21 @@ class StageStats:
             self.error_samples.extend(other.error_samples[:room])
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
             "errors": self.errors,
             "seconds": round(self.seconds, 4),
             "error_samples": self.error_samples,
         }
+        if self.where:
+            out["where"] = self.where
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict) -> "StageStats":
-        return cls(raw["rows_in"], raw["rows_out"], raw["errors"], raw["seconds"], list(raw.get("error_samples", [])))
+        return cls(raw["rows_in"], raw["rows_out"], raw["errors"], raw["seconds"], list(raw.get("error_samples", [])),
+                   raw.get("where"))
 
 
 def _null_outputs(stage: Stage, rows: pa.Table) -> pa.Table:

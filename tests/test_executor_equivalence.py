@@ -111,8 +111,11 @@ def test_table_snapshot_pipeline_with_shuffle_reduce_matches_driver_reduce(lake,
     on_dask = _run("dask", pipeline("annot_dask"), lake, reduce="engine")
     on_spark = _run("spark", pipeline("annot_spark"), lake, reduce="engine")
     for result, where in ((on_dask, "dask shuffle"), (on_spark, "spark shuffle")):
-        marker = Path(lake.config.runs_path) / result.run_id / "reduce-0" / "_SUCCESS"
-        assert json.loads(marker.read_text())["where"] == where
+        assert result.stats["exact_dedup.reduce"]["where"] == where
+        # committed: the map outputs and reduce results of the global stage are gone, the data is not
+        run_dir = Path(lake.config.runs_path) / result.run_id
+        assert not (run_dir / "segment-0").exists() and not (run_dir / "reduce-0").exists()
+        assert (run_dir / "COMMITTED").exists()
     expected = sorted_rows(lake.sql("SELECT * FROM annot_local"))
     assert len(expected) == lake.sql(f"SELECT count(*) FROM source_docs@{version}").column(0)[0].as_py()
     for kind in ("dask", "spark"):
