@@ -169,8 +169,8 @@ def _demo_train(wh: Warehouse) -> None:
     summary = train(manifest, cfg, folder, tok.tokenizer, resume=False)
     record_run(wh, summary, cfg.model_dump(mode="json"), started)
     out.print(f"model (transformers folder with tokenizer): {summary['model_path']}; report: {summary['report_path']}")
-    _show(wh, "SELECT blend_ref, optimizer, steps, tokens, round(final_val_loss, 3) AS val_loss, "
-              "round(unigram_val_loss, 3) AS unigram_loss, round(tokens_per_s) AS tokens_per_s "
+    _show(wh, "SELECT blend_ref AS blend, optimizer AS optim, steps, round(final_val_loss, 2) AS val_loss, "
+              "round(unigram_val_loss, 2) AS unigram, round(tokens_per_s) AS tok_s "
               "FROM dataengine.training_runs ORDER BY finished_at")
 
 
