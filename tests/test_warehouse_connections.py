@@ -118,3 +118,20 @@ def test_duckdb_file_catalog_is_not_shared(tmp_path):
     wh.write_table("t", pa.table({"id": ["a"]}))
     assert _count(wh) == 1
     assert len(lake._SHARED) == 0  # an attached DuckDB file stays locked: never kept open
+
+
+def test_forked_child_opens_its_own_instance(wh):
+    import os
+
+    wh.write_table("t", pa.table({"id": ["a"]}))
+    assert _count(wh) == 1  # the parent now holds shared instances
+    pid = os.fork()
+    if pid == 0:  # child: must not use (or destroy) the parent's DuckDB instances
+        code = 1
+        try:
+            code = 0 if _count(Warehouse(wh.config.root)) == 1 and len(lake._SHARED) == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _count(wh) == 1

@@ -189,7 +189,9 @@ class _SharedInstances:
 
     Connections handed out are cursors; an evicted instance is only dropped, never
     closed, so cursors still in use keep working until they are closed. After a fork
-    the child starts with an empty cache (a DuckDB instance does not survive fork).
+    the child starts with an empty cache (a DuckDB instance does not survive fork); the
+    parent's instances are kept referenced there, never destroyed: their destructors
+    would join threads that only exist in the parent.
     """
 
     MAX = 4  # each instance keeps its own thread pool
@@ -198,11 +200,18 @@ class _SharedInstances:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._dbs: OrderedDict[tuple, duckdb.DuckDBPyConnection] = OrderedDict()
+        self._inherited: list = []
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        self._inherited.extend(self._dbs.values())
+        self._dbs, self._pid = OrderedDict(), os.getpid()
 
     def cursor(self, key: tuple, open_db) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
         """(instance, a new cursor on it); opens the instance with ``open_db`` if needed."""
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != os.getpid():  # forked without the at-fork hook (should not happen)
+                self._inherited.extend(self._dbs.values())
                 self._dbs, self._pid = OrderedDict(), os.getpid()
             db = self._dbs.get(key)
             if db is None:
@@ -228,6 +237,8 @@ class _SharedInstances:
 
 
 _SHARED = _SharedInstances()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SHARED.after_fork_in_child)
 
 
 def release_connections() -> None:
