@@ -11,9 +11,11 @@ A pathological page cannot stall a run:
   main-content pass is quadratic in depth (10k levels: 3 s, 30k: 24 s), so pages deeper
   than ``max_depth`` are refused after lexbor's fast parse (``too_deep``), found by a CSS
   child chain ``* > * > ...`` matched in C (~0.3 ms a page);
-* time: trafilatura runs Python code, so a SIGALRM timer interrupts it after
-  ``timeout_s`` (``timeout``) where signals are available (the main thread of a worker);
-  resiliparse is C and bounded by the two guards above.
+* time: trafilatura runs Python code, so a timer interrupts it after ``timeout_s``
+  (``timeout``): SIGALRM in a process's main thread (local and Spark workers), and in other
+  threads (Dask worker threads) a timer thread that raises the timeout in the extracting
+  thread with ``PyThreadState_SetAsyncExc`` (delivered between bytecodes, i.e. as soon as
+  a running lxml call returns); resiliparse is C and bounded by the two guards above.
 """
 
 from __future__ import annotations
@@ -38,12 +40,58 @@ class ExtractionTimeout(BaseException):
     """Raised by the alarm; a BaseException so library code's ``except Exception`` can't eat it."""
 
 
+class _ThreadAlarm:
+    """The timer for threads that cannot take signals: a timer thread raises
+    :class:`ExtractionTimeout` asynchronously in the thread that armed it.
+
+    A generation counter under a lock makes a timer that fires while being disarmed a no-op,
+    and disarming clears an exception the timer set but Python has not yet delivered, so a
+    timeout never escapes the page it was armed for."""
+
+    def __init__(self):
+        self._target = threading.get_ident()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._fired = False
+        self._timer: threading.Timer | None = None
+
+    def arm(self, seconds: float) -> None:
+        import ctypes
+
+        with self._lock:
+            self._generation += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._fired:  # fired but perhaps not delivered yet: take it back
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target), None)
+                self._fired = False
+            if seconds > 0:
+                self._timer = threading.Timer(seconds, self._fire, args=(self._generation,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _fire(self, generation: int) -> None:
+        import ctypes
+
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._fired = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target),
+                                                       ctypes.py_object(ExtractionTimeout))
+
+
 @contextmanager
 def alarm_clock():
-    """Arm-able per-document timer: yields ``arm(seconds)``; a no-op where signals can't be used."""
+    """Arm-able per-document timer: yields ``arm(seconds)`` (0 disarms)."""
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
-        yield lambda seconds: None
+        alarm = _ThreadAlarm()
+        try:
+            yield alarm.arm
+        finally:
+            alarm.arm(0)
         return
 
     def ring(signum, frame):

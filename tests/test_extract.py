@@ -112,6 +112,30 @@ def test_per_page_time_limit_interrupts_trafilatura():
     assert Extract()(_batch([ARTICLE])).column("extract_status").to_pylist() == ["ok"]
 
 
+SLOW_PAGE = ("<html><head><title>slow</title></head><body><article>"  # ~1 s for trafilatura
+             + "<p>Real words in a sentence, then more words here.</p><div><span>nested</span></div>" * 10_000
+             + "</article></body></html>")
+
+
+def test_per_page_time_limit_works_in_a_worker_thread():
+    """Dask runs tasks in worker threads, where SIGALRM cannot be used."""
+    import threading
+
+    results = {}
+
+    def work():
+        slow = Extract({"timeout_s": 0.05})
+        results["slow"] = slow(_batch([SLOW_PAGE, ARTICLE])).column("extract_status").to_pylist()
+        results["next"] = Extract()(_batch([ARTICLE] * 3)).column("extract_status").to_pylist()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    assert results["slow"] == ["timeout", "ok"]  # ~1 s of extraction stopped at 0.05 s; the next page is fine
+    assert results["next"] == ["ok"] * 3  # disarmed: no timeout escapes into later pages
+
+
 def test_keep_html_keeps_the_column_for_re_extraction():
     out = Extract({"keep_html": True})(_batch([ARTICLE]))
     assert out.column("html").to_pylist() == [ARTICLE]
