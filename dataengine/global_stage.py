@@ -205,40 +205,50 @@ def fresh_tmp_dir(out_dir: str) -> str:
     return tmp
 
 
+def run_reduce(where: str, mapped_files: list[str], out_dir: str, reduce_files) -> dict:
+    """The frame every reduce shares: a fresh temporary folder, ``reduce_files(files, tmp)``
+    over the mapped files that exist (it returns the rows reduced), then the done marker with
+    the stats and an atomic rename to ``out_dir``. ``where`` names the engine in the stats."""
+    start = time.perf_counter()
+    tmp = fresh_tmp_dir(out_dir)
+    files = [f for f in mapped_files if os.path.exists(f)]
+    rows = reduce_files(files, tmp) if files else 0
+    stats = {"where": where, "rows": rows, "seconds": round(time.perf_counter() - start, 4)}
+    finish_reduce(tmp, out_dir, stats)
+    return stats
+
+
 # -- the embedded default: the reduce in DuckDB on the driver ----------------------------
 
 def reduce_on_driver(stage: GlobalStage, mapped_files: list[str], out_dir: str) -> dict:
     """Run the reduce over every mapped file in one DuckDB query (out of core) on this machine."""
+    return run_reduce("driver (duckdb)", mapped_files, out_dir, lambda files, tmp: _reduce_in_duckdb(stage, files, tmp))
+
+
+def _reduce_in_duckdb(stage: GlobalStage, files: list[str], tmp: str) -> int:
     from warehouse.lake import new_connection
 
-    start = time.perf_counter()
-    tmp = fresh_tmp_dir(out_dir)
-    files = [f for f in mapped_files if os.path.exists(f)]
-    rows_in = 0
-    if files:
-        con = new_connection()
-        try:
-            con.execute(f"SET temp_directory = '{_sql_str(os.path.join(tmp, '.spill'))}'")
-            cols = ", ".join(quote_ident(c) for c in stage.reduce_columns())
-            file_list = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
-            con.execute(
-                f"""CREATE TEMP VIEW rows AS
-                    SELECT regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS {SHARD_COL},
-                           CAST(file_row_number AS BIGINT) AS {ROW_COL}, {cols}
-                    FROM read_parquet({file_list}, filename = true, file_row_number = true)"""
-            )
-            rows_in = con.execute("SELECT count(*) FROM rows").fetchone()[0]
-            names = ", ".join(quote_ident(c) for c in reduce_output_schema(stage).names)
-            con.execute(
-                f"COPY (SELECT {names} FROM ({stage.reduce_duckdb(con, 'rows')})) TO '{_sql_str(tmp)}' "
-                f"(FORMAT parquet, PARTITION_BY ({SHARD_COL}), OVERWRITE_OR_IGNORE)"
-            )
-        finally:
-            con.close()
-        shutil.rmtree(os.path.join(tmp, ".spill"), ignore_errors=True)
-    stats = {"where": "driver (duckdb)", "rows": rows_in, "seconds": round(time.perf_counter() - start, 4)}
-    finish_reduce(tmp, out_dir, stats)
-    return stats
+    con = new_connection()
+    try:
+        con.execute(f"SET temp_directory = '{_sql_str(os.path.join(tmp, '.spill'))}'")
+        cols = ", ".join(quote_ident(c) for c in stage.reduce_columns())
+        file_list = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
+        con.execute(
+            f"""CREATE TEMP VIEW rows AS
+                SELECT regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS {SHARD_COL},
+                       CAST(file_row_number AS BIGINT) AS {ROW_COL}, {cols}
+                FROM read_parquet({file_list}, filename = true, file_row_number = true)"""
+        )
+        rows_in = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+        names = ", ".join(quote_ident(c) for c in reduce_output_schema(stage).names)
+        con.execute(
+            f"COPY (SELECT {names} FROM ({stage.reduce_duckdb(con, 'rows')})) TO '{_sql_str(tmp)}' "
+            f"(FORMAT parquet, PARTITION_BY ({SHARD_COL}), OVERWRITE_OR_IGNORE)"
+        )
+    finally:
+        con.close()
+    shutil.rmtree(os.path.join(tmp, ".spill"), ignore_errors=True)
+    return rows_in
 
 
 def _sql_str(text: str) -> str:

@@ -23,11 +23,10 @@ from dataengine.executors.driver import execute_plan, executor_config
 from dataengine.executors.worker_cache import process_shard_in_worker
 from dataengine.global_stage import (
     GlobalStage,
-    finish_reduce,
-    fresh_tmp_dir,
     read_reduce_inputs,
     reduce_arrow,
     reduce_on_driver,
+    run_reduce,
     write_reduce_partition,
 )
 from dataengine.pipeline import ExecutorConfig
@@ -146,16 +145,11 @@ def _reduce_and_write(frame, stage: GlobalStage, out_dir: str, partition_info=No
 
 def reduce_with_dask(client, stage: GlobalStage, mapped_files: list[str], out_dir: str, partitions: int) -> dict:
     """Hash-partition the reduce inputs by ``stage.reduce_key`` (Dask shuffle), reduce each partition in DuckDB."""
-    import os
 
-    import dask.dataframe as dd
-    import pandas as pd
+    def shuffle_and_reduce(files: list[str], tmp: str) -> int:
+        import dask.dataframe as dd
+        import pandas as pd
 
-    start = time.perf_counter()
-    tmp = fresh_tmp_dir(out_dir)
-    files = [f for f in mapped_files if os.path.exists(f)]
-    rows = 0
-    if files:
         meta = read_reduce_inputs(stage, files[0]).slice(0, 0).to_pandas()
         frame = dd.from_map(_inputs_frame, files, stage=stage, meta=meta, enforce_metadata=False)
         if stage.reduce_key:
@@ -164,7 +158,6 @@ def reduce_with_dask(client, stage: GlobalStage, mapped_files: list[str], out_di
             frame = frame.repartition(npartitions=1)
         out_meta = pd.DataFrame({"rows": pd.Series([], dtype="int64")})
         counts = frame.map_partitions(_reduce_and_write, stage, tmp, meta=out_meta)
-        rows = int(client.compute(counts).result()["rows"].sum())
-    stats = {"where": "dask shuffle", "rows": rows, "seconds": round(time.perf_counter() - start, 4)}
-    finish_reduce(tmp, out_dir, stats)
-    return stats
+        return int(client.compute(counts).result()["rows"].sum())
+
+    return run_reduce("dask shuffle", mapped_files, out_dir, shuffle_and_reduce)

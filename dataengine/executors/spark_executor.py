@@ -28,11 +28,10 @@ from dataengine.executors.driver import execute_plan, executor_config
 from dataengine.executors.worker_cache import process_shard_in_worker
 from dataengine.global_stage import (
     GlobalStage,
-    finish_reduce,
-    fresh_tmp_dir,
     read_reduce_inputs,
     reduce_arrow,
     reduce_on_driver,
+    run_reduce,
     write_reduce_partition,
 )
 
@@ -146,13 +145,10 @@ def _reduce_task(batches, stage: GlobalStage, out_dir: str):
 
 def reduce_with_spark(session, stage: GlobalStage, mapped_files: list[str], out_dir: str, partitions: int) -> dict:
     """Hash-partition the reduce inputs by ``stage.reduce_key`` (Spark shuffle), reduce each partition in DuckDB."""
-    from pyspark.sql.pandas.types import from_arrow_schema
 
-    start = time.perf_counter()
-    tmp = fresh_tmp_dir(out_dir)
-    files = [f for f in mapped_files if os.path.exists(f)]
-    rows = 0
-    if files:
+    def shuffle_and_reduce(files: list[str], tmp: str) -> int:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
         arrow_schema = read_reduce_inputs(stage, files[0]).schema
         inputs = session.range(len(files), numPartitions=len(files)).mapInArrow(
             lambda batches: _read_inputs_task(batches, files, stage), from_arrow_schema(arrow_schema)
@@ -162,7 +158,6 @@ def reduce_with_spark(session, stage: GlobalStage, mapped_files: list[str], out_
         else:
             shuffled = inputs.coalesce(1)
         counts = shuffled.mapInArrow(lambda batches: _reduce_task(batches, stage, tmp), "rows long")
-        rows = sum(r.rows for r in counts.collect())
-    stats = {"where": "spark shuffle", "rows": rows, "seconds": round(time.perf_counter() - start, 4)}
-    finish_reduce(tmp, out_dir, stats)
-    return stats
+        return sum(r.rows for r in counts.collect())
+
+    return run_reduce("spark shuffle", mapped_files, out_dir, shuffle_and_reduce)
