@@ -56,14 +56,20 @@ def _segment_min(values, starts, xp):
     """Minimum over consecutive row segments starting at ``starts`` (all non-empty)."""
     if xp is np:
         return np.minimum.reduceat(values, starts, axis=0)
-    # CuPy has no ufunc.reduceat: label each row with its segment and scatter-min into place.
     import cupyx
 
+    return segment_min_by_scatter(values, starts, xp, cupyx.scatter_min)
+
+
+def segment_min_by_scatter(values, starts, xp, scatter_min):
+    """The GPU way (CuPy has no ``ufunc.reduceat``): label each row with its segment, then
+    scatter-min into place. ``scatter_min(out, labels, values)`` is ``cupyx.scatter_min`` on
+    the GPU; tests run this same code on the CPU with ``np.minimum.at``."""
     seg = xp.zeros(values.shape[0], dtype=xp.int64)
     seg[starts[1:]] = 1
     seg = xp.cumsum(seg)
     out = xp.full((int(starts.shape[0]), values.shape[1]), _EMPTY, dtype=values.dtype)
-    cupyx.scatter_min(out, seg, values)
+    scatter_min(out, seg, values)
     return out
 
 

@@ -120,6 +120,21 @@ def test_minhash_estimates_jaccard_and_is_deterministic():
     assert list(np.diff(o)) == [0, 0, 1]
 
 
+def test_gpu_segment_minimum_equals_the_cpu_one():
+    """The CuPy path's only different step (segment minimum by label + scatter-min), run on
+    the CPU with np.minimum.at in place of cupyx.scatter_min: same signatures as reduceat."""
+    from kernels.minhash import _segment_min, segment_min_by_scatter
+
+    h, o = shingle_hashes(pa.array([r["text"] for r in demo_records()[:50]] + ["tiny doc"]), "word", 5)
+    lengths = np.diff(o)
+    starts = o[:-1][lengths > 0]
+    values = (np.asarray(h, dtype=np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
+    values = np.concatenate([values, values ^ np.uint64(0xABCDEF)], axis=1)  # two columns, like permutations
+    scattered = segment_min_by_scatter(values, starts, np, lambda out, seg, vals: np.minimum.at(out, seg, vals))
+    assert scattered.shape == (len(starts), 2)
+    assert np.array_equal(scattered, _segment_min(values, starts, np))
+
+
 def test_url_normalisation():
     same = [
         "https://Example.com:443/a/b/?utm_source=x&b=2&a=1#frag",
