@@ -49,7 +49,7 @@ def make_docs(n: int, dup_rate: float, seed: int = 0) -> list[dict]:
 def run_ours(jsonl: str, root: str, workers: int) -> dict:
     from dataengine.executors import run_pipeline
     from dataengine.pipeline import pipeline_from_dict
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     init_warehouse(root)
     wh = Warehouse(root)

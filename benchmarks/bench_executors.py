@@ -34,7 +34,7 @@ def build_pages(wh_path: str, copies: int) -> int:
     """Ingest the WARCs and replicate the pages; returns the snapshot to read."""
     from dataengine.executors import run_pipeline
     from dataengine.pipeline import pipeline_from_dict
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     shutil.rmtree(wh_path, ignore_errors=True)
     init_warehouse(wh_path)
@@ -108,7 +108,7 @@ def tree_cpu_seconds() -> float:
 
 def measure(kind: str, workers: int, wh_path: str, version: int, shards: int, repeats: int, rows: int) -> None:
     from dataengine.executors import run_pipeline
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     wh = Warehouse(wh_path)
     t0 = time.perf_counter()
@@ -147,7 +147,7 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     wh_path = os.path.join(args.out, "warehouse")
     version = build_pages(wh_path, args.copies)
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     rows = Warehouse(wh_path).sql(f"SELECT count(*) FROM pages@{version}").column(0)[0].as_py()
     print(f"{rows} pages in {args.shards} shards", flush=True)

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 
 def build(root: str, docs: int):
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     path = resources.files("dataengine") / "data" / "demo_corpus.jsonl.gz"
     with gzip.open(path, "rt") as fh:
@@ -40,9 +40,9 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/out/export")
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
-    from warehouse.blends import Blends
-    from warehouse.export import export_component
-    from warehouse.tokenizers import load_tokenizer
+    from dataengine.warehouse.blends import Blends
+    from dataengine.warehouse.export import export_component
+    from dataengine.warehouse.tokenizers import load_tokenizer
 
     wh = build(args.out, args.docs)
     blends = Blends(wh)

@@ -52,7 +52,7 @@ def make_shards(folder: str, rows: int, shards: int) -> list[str]:
 
 def plain_loop(files: list[str], out_dir: str, batch_size: int) -> float:
     """The baseline: same shards, same reader, same stage, same Parquet output, no executor."""
-    from connectors.files import ParquetReader
+    from dataengine.connectors.files import ParquetReader
     from dataengine.builtin_stages import TextStats
 
     stage = TextStats()
@@ -73,7 +73,7 @@ def plain_loop(files: list[str], out_dir: str, batch_size: int) -> float:
 def executor_run(files: list[str], wh_path: str, workers: int, batch_size: int) -> float:
     from dataengine.executors import run_pipeline
     from dataengine.pipeline import pipeline_from_dict
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     init_warehouse(wh_path)
     wh = Warehouse(wh_path)
@@ -95,7 +95,7 @@ def executor_run(files: list[str], wh_path: str, workers: int, batch_size: int) 
 
 GROUPBY_CHILD = """
 import sys, time
-from warehouse import Warehouse
+from dataengine.warehouse import Warehouse
 
 def hwm_kb():  # VmHWM is per address space; ru_maxrss would carry the parent's peak over exec
     for line in open("/proc/self/status"):

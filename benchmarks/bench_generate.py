@@ -65,14 +65,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from dataengine.registry import get_stage
-    from generators.backends import make_backend
-    from generators.driver import run_generate
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.generators.backends import make_backend
+    from dataengine.generators.driver import run_generate
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     model = args.model
     if model == "tiny":
-        from generators.tiny_model import build_tiny_chat_model
+        from dataengine.generators.tiny_model import build_tiny_chat_model
 
         model = str(build_tiny_chat_model(work / "tiny"))
     options = {"batch_size": args.batch_size} if args.backend == "transformers" else {}

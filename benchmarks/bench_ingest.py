@@ -97,7 +97,7 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
 
 def build_warcs(copies: int, folder: Path, parts: int) -> tuple[list[Path], int]:
     """The AEB pages x copies, as ``parts`` WARC files (same pages overall, whatever ``parts``)."""
-    from connectors.warc_write import write_html_warc
+    from dataengine.connectors.warc_write import write_html_warc
     from extraction_quality import DEFAULT_PAGES, load_pages
 
     pages = load_pages(DEFAULT_PAGES)
@@ -112,7 +112,7 @@ def build_warcs(copies: int, folder: Path, parts: int) -> tuple[list[Path], int]
 
 
 def ours(files: list[Path], extractor: str, workers: int, langid: bool = False) -> dict:
-    from warehouse import init_warehouse
+    from dataengine.warehouse import init_warehouse
 
     wh = Path(tempfile.mkdtemp(prefix="bench-wh-"))
     init_warehouse(wh)
@@ -136,7 +136,7 @@ def datatrove(python: str, folder: Path, workers: int) -> dict:
 
 def rss_run(gigabytes: float, folder: Path) -> dict:
     """Ingest one ~N GB uncompressed WARC (resiliparse + langid), report peak RSS."""
-    from connectors.warc_write import write_html_warc
+    from dataengine.connectors.warc_write import write_html_warc
     from extraction_quality import DEFAULT_PAGES, load_pages
 
     pages = load_pages(DEFAULT_PAGES)

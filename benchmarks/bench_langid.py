@@ -56,7 +56,7 @@ def run(stage, texts, repeat: int = 1) -> tuple[list[str | None], float]:
 
 
 def main() -> None:
-    from filters.langid import LangId
+    from dataengine.filters.langid import LangId
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA))

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from connectors.extract import Extract  # noqa: E402
-from connectors.math.detect import has_math_markers, math_marker_mask  # noqa: E402
-from connectors.math.lynx import lynx_path  # noqa: E402
-from connectors.math.stage import MathExtract  # noqa: E402
+from dataengine.connectors.extract import Extract  # noqa: E402
+from dataengine.connectors.math.detect import has_math_markers, math_marker_mask  # noqa: E402
+from dataengine.connectors.math.lynx import lynx_path  # noqa: E402
+from dataengine.connectors.math.stage import MathExtract  # noqa: E402
 
 DEFAULT_PAGES = ROOT.parent / "shared" / "testdata" / "extraction" / "scrapinghub-aeb"
 

@@ -88,7 +88,7 @@ def train_model(folder: str) -> str:
 def bench_classifier(texts: list[str], repeats: int, batch_size: int = 2000) -> dict:
     import fasttext
 
-    from filters.classifiers import Classifiers
+    from dataengine.filters.classifiers import Classifiers
 
     with tempfile.TemporaryDirectory() as tmp:
         path = train_model(tmp)
@@ -110,7 +110,7 @@ def bench_classifier(texts: list[str], repeats: int, batch_size: int = 2000) -> 
 
 
 def bench_heuristics(texts: list[str], repeats: int, batch_size: int = 2000) -> dict:
-    from filters.heuristics import Heuristics
+    from dataengine.filters.heuristics import Heuristics
 
     out = {}
     for label, presets in (("all presets", ["gopher", "c4", "fineweb", "nemotron-cc"]), ("gopher+c4+fineweb", ["gopher", "c4", "fineweb"])):

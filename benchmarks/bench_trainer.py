@@ -32,13 +32,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.config import load_config  # noqa: E402
-from trainer.data import TrainStream, load_manifest  # noqa: E402
-from trainer.loop import train  # noqa: E402
-from trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config  # noqa: E402
-from warehouse import Warehouse, init_warehouse  # noqa: E402
-from warehouse.blends import Blends  # noqa: E402
-from warehouse.tokenizers import register_tokenizer, train_tokenizer  # noqa: E402
+from dataengine.trainer.config import load_config  # noqa: E402
+from dataengine.trainer.data import TrainStream, load_manifest  # noqa: E402
+from dataengine.trainer.loop import train  # noqa: E402
+from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config  # noqa: E402
+from dataengine.warehouse import Warehouse, init_warehouse  # noqa: E402
+from dataengine.warehouse.blends import Blends  # noqa: E402
+from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer  # noqa: E402
 
 
 def build_blend(root: Path) -> tuple[dict, object]:

@@ -24,8 +24,8 @@ import pyarrow as pa  # noqa: E402
 
 from dataengine.executors import run_pipeline  # noqa: E402
 from dataengine.pipeline import pipeline_from_dict  # noqa: E402
-from filters.near_duplicates import near_duplicate_pairs, recall_precision  # noqa: E402
-from warehouse import Warehouse, init_warehouse  # noqa: E402
+from dataengine.filters.near_duplicates import near_duplicate_pairs, recall_precision  # noqa: E402
+from dataengine.warehouse import Warehouse, init_warehouse  # noqa: E402
 
 CONFIGS = {
     "custom 20x5 word 5-grams, Jaccard check on": {"preset": "custom", "unit": "word", "ngram": 5, "num_perm": 100,

@@ -70,9 +70,9 @@ def direct_trafilatura(pages: list[dict], **options) -> list[str | None]:
 
 def pipeline_texts(pages: list[dict], stage_params: dict, workdir: str) -> list[str | None]:
     """Texts from our warc reader + extract stage, in page order (matched by URL)."""
-    from connectors.extract import Extract
-    from connectors.warc import WarcReader
-    from connectors.warc_write import write_html_warc
+    from dataengine.connectors.extract import Extract
+    from dataengine.connectors.warc import WarcReader
+    from dataengine.connectors.warc_write import write_html_warc
 
     warc = os.path.join(workdir, "pages.warc.gz")
     if not os.path.exists(warc):

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.math.compare import canonical_tex, renders_equal, squash_whitespace, strip_delimiters  # noqa: E402
-from connectors.math.detect import normalise_math  # noqa: E402
-from connectors.math.dom import body_of, parse_page, strip_non_content  # noqa: E402
-from connectors.math.mathml_to_latex import mathml_to_latex  # noqa: E402
-from connectors.math.render import render_text  # noqa: E402
+from dataengine.connectors.math.compare import canonical_tex, renders_equal, squash_whitespace, strip_delimiters  # noqa: E402
+from dataengine.connectors.math.detect import normalise_math  # noqa: E402
+from dataengine.connectors.math.dom import body_of, parse_page, strip_non_content  # noqa: E402
+from dataengine.connectors.math.mathml_to_latex import mathml_to_latex  # noqa: E402
+from dataengine.connectors.math.render import render_text  # noqa: E402
 
 FORMS = ("katex_html", "katex_mathml", "mathjax3_chtml", "mathjax3_mathml")
 ANNOTATED = ("katex_html", "katex_mathml")
@@ -166,7 +166,7 @@ def latexml_once(data: Path, renderer: str = "python") -> dict:
     """Per LaTeXML file: alttext equations, and how many appear exactly once in the text."""
     from lxml import etree
 
-    from connectors.math.page import PageRenderer
+    from dataengine.connectors.math.page import PageRenderer
 
     pages = PageRenderer(renderer)
     out = {}
@@ -226,7 +226,7 @@ def preserved_vs_trafilatura(records: list[dict], per_page: int = 8) -> dict:
     """Per page form: equations whose source TeX survives, trafilatura alone vs math_extract."""
     import trafilatura
 
-    from connectors.math.page import PageRenderer
+    from dataengine.connectors.math.page import PageRenderer
 
     ours = {name: PageRenderer(name) for name in ("trafilatura", "python")}
     usable = [r for r in records if not r.get("katex_error") and not r.get("mathjax_error") and "\n" not in r["tex"]

@@ -139,11 +139,11 @@ class Extract(Stage):
     def setup(self) -> None:
         p = self.params
         if p.extractor == "trafilatura":
-            from connectors.extractors import TrafilaturaExtractor
+            from dataengine.connectors.extractors import TrafilaturaExtractor
 
             self._extractor = TrafilaturaExtractor(p.favour, p.fallback, p.include_tables)
         else:
-            from connectors.extractors import ResiliparseExtractor
+            from dataengine.connectors.extractors import ResiliparseExtractor
 
             self._extractor = ResiliparseExtractor(p.include_tables, p.max_depth)
 
@@ -152,7 +152,7 @@ class Extract(Stage):
 
         column = batch.column("html")
         sizes = pc.binary_length(column).to_pylist()
-        htmls = column.to_pylist()  # str: both extractors parse from str (see connectors.extractors)
+        htmls = column.to_pylist()  # str: both extractors parse from str (see dataengine.connectors.extractors)
         n = len(htmls)
         mimes = batch.column("content_type").to_pylist() if "content_type" in batch.column_names else [None] * n
         urls = batch.column("url").to_pylist() if "url" in batch.column_names else [None] * n

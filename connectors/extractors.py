@@ -72,7 +72,7 @@ class ResiliparseExtractor:
     def __call__(self, html: str | bytes, url: str | None = None) -> tuple[str | None, str | None]:
         from resiliparse.parse.html import HTMLTree
 
-        from connectors.extract import TooDeep
+        from dataengine.connectors.extract import TooDeep
 
         if isinstance(html, bytes):
             html = html.decode("utf-8", "replace")

@@ -21,8 +21,8 @@ from typing import Iterator, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from connectors.charset import charset_from_content_type, decode_html
-from connectors.http_payload import PayloadError, declared_length, decode_content
+from dataengine.connectors.charset import charset_from_content_type, decode_html
+from dataengine.connectors.http_payload import PayloadError, declared_length, decode_content
 from dataengine.reader import Reader, ReaderOptions
 from dataengine.registry import register_reader
 from dataengine.schema import CORE_COLUMNS, DOCUMENT_SCHEMA, conform, make_doc_id
@@ -91,7 +91,7 @@ class WarcReader(Reader):
         return list(CORE_COLUMNS) + list(WARC_COLUMNS)
 
     def read(self, path: str, batch_size: int) -> Iterator[pa.Table]:
-        from connectors.warc_backends import iter_records
+        from dataengine.connectors.warc_backends import iter_records
 
         opts = self.options
         name = warc_file_name(path)

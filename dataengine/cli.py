@@ -39,7 +39,7 @@ def init(
     data_path: Optional[str] = typer.Option(None, help="where Parquet files go (default: WAREHOUSE/data)"),
 ):
     """Create a warehouse (idempotent)."""
-    from warehouse import init_warehouse
+    from dataengine.warehouse import init_warehouse
 
     cfg = init_warehouse(state.warehouse_path, catalog=catalog, data_path=data_path)
     _out(f"warehouse ready at {cfg.root} (catalog {cfg.catalog})")
@@ -264,7 +264,7 @@ def main() -> None:
         console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except duckdb.Error as exc:
-        from warehouse.lake import _one_line
+        from dataengine.warehouse.lake import _one_line
 
         console.print(f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)

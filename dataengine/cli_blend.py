@@ -16,7 +16,7 @@ tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and list tokenizer
 
 def _blends():
     from dataengine.cli_common import _open
-    from warehouse.blends import Blends
+    from dataengine.warehouse.blends import Blends
 
     return Blends(_open())
 
@@ -36,7 +36,7 @@ def create(
     replace: bool = typer.Option(False, help="store a new revision of an existing blend"),
 ):
     """Create a blend from --component specs or a YAML file (SQL is checked now)."""
-    from warehouse.blends import _validated, definition_from_yaml, parse_component_spec
+    from dataengine.warehouse.blends import _validated, definition_from_yaml, parse_component_spec
 
     if file:
         definition = definition_from_yaml(file)
@@ -142,7 +142,7 @@ def export(
     workers: int = typer.Option(1),
 ):
     """Token shards (Megatron .bin/.idx per component) + manifest; cached."""
-    from warehouse.export import export_version
+    from dataengine.warehouse.export import export_version
 
     path = export_version(_blends(), ref, tokenizer, workers=workers)
     manifest = json.loads(path.read_text())
@@ -157,7 +157,7 @@ def train(
     name: Optional[str] = typer.Option(None, help="name to store it under (default: <blend>-bpe<vocab>)"),
 ):
     """Train a byte-level BPE tokenizer on a blend version's text."""
-    from warehouse.tokenizers import register_tokenizer, train_tokenizer
+    from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer
 
     blends = _blends()
     v = blends.version(blend)

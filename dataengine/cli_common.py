@@ -22,7 +22,7 @@ state = _State()
 
 
 def _open():
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     return Warehouse(state.warehouse_path)
 

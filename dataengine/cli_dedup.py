@@ -18,7 +18,7 @@ def report(
 ):
     """Duplicate rate, cluster size histogram and largest clusters with example URLs."""
     from dataengine.cli_common import _open, _out
-    from filters.dedup_report import dedup_report
+    from dataengine.filters.dedup_report import dedup_report
 
     reports = dedup_report(_open(), table, top=top)
     if not reports:

@@ -44,8 +44,8 @@ def _generate(
 
     from dataengine.cli_common import _open, _out
     from dataengine.registry import get_stage
-    from generators.backends.base import SamplingParams
-    from generators.driver import default_cache_path, run_generate
+    from dataengine.generators.backends.base import SamplingParams
+    from dataengine.generators.driver import default_cache_path, run_generate
 
     wh = _open()
     params: dict = {"backend": backend, "seed": seed}

@@ -166,7 +166,7 @@ def ingest_cc(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """A Common Crawl listing -> TABLE, one shard per WARC file, with crawl and warc_file columns."""
-    from connectors.commoncrawl import warc_urls
+    from dataengine.connectors.commoncrawl import warc_urls
 
     if limit is not None and limit < 1:
         raise DataEngineError("--limit must be at least 1")

@@ -48,7 +48,7 @@ def classifier_train(
     threads: int = typer.Option(1, help="fastText threads (1 = reproducible)"),
 ):
     """Train a fastText classifier on text selected by SQL; store it with its held-out metrics."""
-    from filters.classifier_training import train_fasttext_classifier
+    from dataengine.filters.classifier_training import train_fasttext_classifier
 
     record = train_fasttext_classifier(
         _wh(), name, positive, negative, positive_label=positive_label, negative_label=negative_label,
@@ -70,7 +70,7 @@ def classifier_list():
     """Models in the warehouse with their held-out metrics."""
     import pyarrow as pa
 
-    from warehouse.models import list_models
+    from dataengine.warehouse.models import list_models
 
     rows = list_models(_wh())
     out = []
@@ -100,7 +100,7 @@ def quality_fit(
     """Fit token-weighted 5%..95% percentile thresholds per classifier and store them."""
     import pyarrow as pa
 
-    from filters.quality import fit_thresholds
+    from dataengine.filters.quality import fit_thresholds
 
     rows = fit_thresholds(_wh(), table, classifier, version=version, sample_percent=sample, weight=weight, seed=seed)
     _say(f"stored fit {rows[0]['fit_id']} on {table}@{rows[0]['snapshot_id']} ({rows[0]['docs']:,} scored docs)")
@@ -115,7 +115,7 @@ def quality_fit(
 @quality_app.command("thresholds")
 def quality_thresholds():
     """Stored threshold fits."""
-    from filters.quality import THRESHOLDS_TABLE
+    from dataengine.filters.quality import THRESHOLDS_TABLE
 
     _print(
         _wh().sql(
@@ -137,7 +137,7 @@ def quality_apply(
     from dataengine.cli import _report_run
     from dataengine.executors import run_pipeline
     from dataengine.pipeline import pipeline_from_dict
-    from filters.quality_report import create_quality_view
+    from dataengine.filters.quality_report import create_quality_view
 
     wh = _wh()
     params = {"classifiers": list(classifier)}
@@ -158,7 +158,7 @@ def quality_apply(
 @quality_app.command("view")
 def quality_view(table: str):
     """Create or replace the view TABLE_quality with readable names for the main signals."""
-    from filters.quality_report import create_quality_view
+    from dataengine.filters.quality_report import create_quality_view
 
     _say(f"created view {create_quality_view(_wh(), table)}")
 
@@ -169,7 +169,7 @@ def quality_report(
     weight: Optional[str] = typer.Option(None, help="SQL token weight per row"),
 ):
     """Buckets and levels per language, and the pass rate of each heuristic."""
-    from filters.quality_report import quality_report as build
+    from dataengine.filters.quality_report import quality_report as build
 
     sections = build(_wh(), table, weight)
     titles = {

@@ -31,7 +31,7 @@ def _parse_overrides(items: list[str]) -> dict:
 
 def _tokenizer_for(manifest: dict, warehouse):
     """The exact tokenizer the blend was exported with (by hash), for the model folder."""
-    from warehouse.tokenizers import load_tokenizer
+    from dataengine.warehouse.tokenizers import load_tokenizer
 
     for spec in (manifest["tokenizer"], f"{manifest['tokenizer']}@{manifest['tokenizer_hash']}"):
         try:
@@ -57,13 +57,13 @@ def train_command(
 ):
     """Train a Llama-style model on exactly the tokens of a blend version; resumes from the run folder."""
     from dataengine.cli_common import _open, _out
-    from trainer.config import load_config
-    from trainer.data import load_manifest
-    from trainer.distributed import barrier, init_distributed
-    from trainer.loop import train
-    from trainer.runs import record_run
-    from warehouse.blends import Blends
-    from warehouse.export import export_version
+    from dataengine.trainer.config import load_config
+    from dataengine.trainer.data import load_manifest
+    from dataengine.trainer.distributed import barrier, init_distributed
+    from dataengine.trainer.loop import train
+    from dataengine.trainer.runs import record_run
+    from dataengine.warehouse.blends import Blends
+    from dataengine.warehouse.export import export_version
 
     overrides = _parse_overrides(set_)
     if steps is not None:

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
-from warehouse import Warehouse, init_warehouse
+from dataengine.warehouse import Warehouse, init_warehouse
 
 out = Console()
 
@@ -112,7 +112,7 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
     _demo_train(wh)
 
     _step("8. generate: Nemotron-CC rephrasing routed by a quality column, with full provenance")
-    from generators.demo_step import demo_generate
+    from dataengine.generators.demo_step import demo_generate
 
     demo_generate(wh, _show)
     out.print(f"[bold green]demo finished in {time.time() - start:.1f}s[/bold green]; warehouse at {wh.config.root}")
@@ -120,7 +120,7 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
 
 def _demo_blend(wh: Warehouse) -> None:
     from dataengine.cli_blend import _version_table
-    from warehouse.blends import Blends
+    from dataengine.warehouse.blends import Blends
 
     blends = Blends(wh)
     if blends._latest_revision("demo") is None:
@@ -144,13 +144,13 @@ def _demo_train(wh: Warehouse) -> None:
     import datetime as dt
 
     from dataengine.errors import DataEngineError
-    from trainer.config import load_config
-    from trainer.data import load_manifest
-    from trainer.loop import train
-    from trainer.runs import record_run
-    from warehouse.blends import Blends
-    from warehouse.export import export_version
-    from warehouse.tokenizers import load_tokenizer, register_tokenizer, train_tokenizer
+    from dataengine.trainer.config import load_config
+    from dataengine.trainer.data import load_manifest
+    from dataengine.trainer.loop import train
+    from dataengine.trainer.runs import record_run
+    from dataengine.warehouse.blends import Blends
+    from dataengine.warehouse.export import export_version
+    from dataengine.warehouse.tokenizers import load_tokenizer, register_tokenizer, train_tokenizer
 
     blends = Blends(wh)
     if blends._latest_version("demo") is None:

@@ -142,7 +142,7 @@ def read_reduce_inputs(stage: GlobalStage, path: str) -> pa.Table:
 
 def reduce_arrow(stage: GlobalStage, rows: pa.Table) -> pa.Table:
     """Run the reduce SQL in an in-process DuckDB over ``rows`` (one partition of complete groups)."""
-    from warehouse.lake import new_connection
+    from dataengine.warehouse.lake import new_connection
 
     con = new_connection()
     try:
@@ -226,7 +226,7 @@ def reduce_on_driver(stage: GlobalStage, mapped_files: list[str], out_dir: str) 
 
 
 def _reduce_in_duckdb(stage: GlobalStage, files: list[str], tmp: str) -> int:
-    from warehouse.lake import new_connection
+    from dataengine.warehouse.lake import new_connection
 
     con = new_connection()
     try:

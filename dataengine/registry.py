@@ -17,31 +17,31 @@ from dataengine.errors import PipelineConfigError
 PLUGIN_MODULES = [
     "dataengine.builtin_stages",
     "dataengine.exact_dedup",
-    "filters.fuzzy_dedup",
-    "filters.url_dedup",
-    "connectors.files",
-    "connectors.warc",
-    "connectors.extract",
-    "connectors.math.stage",
-    "filters.math_cleanup",
-    "filters.langid",
-    "filters.heuristics",
-    "filters.classifiers",
-    "filters.quality",
-    "generators.recipes.nemotron_cc",
-    "generators.recipes.mind",
-    "generators.recipes.beyondweb",
+    "dataengine.filters.fuzzy_dedup",
+    "dataengine.filters.url_dedup",
+    "dataengine.connectors.files",
+    "dataengine.connectors.warc",
+    "dataengine.connectors.extract",
+    "dataengine.connectors.math.stage",
+    "dataengine.filters.math_cleanup",
+    "dataengine.filters.langid",
+    "dataengine.filters.heuristics",
+    "dataengine.filters.classifiers",
+    "dataengine.filters.quality",
+    "dataengine.generators.recipes.nemotron_cc",
+    "dataengine.generators.recipes.mind",
+    "dataengine.generators.recipes.beyondweb",
 ]
 
 #: Where the stages and readers a plain ingest needs live, so resolving one of them
 #: imports its module only instead of every plugin (~0.1 s per CLI call). Only a hint:
 #: a name that is not found there still loads all plugins.
 _HINTS = {
-    ("stage", "extract"): "connectors.extract",
-    ("stage", "langid"): "filters.langid",
-    ("reader", "warc"): "connectors.warc",
-    ("reader", "jsonl"): "connectors.files",
-    ("reader", "parquet"): "connectors.files",
+    ("stage", "extract"): "dataengine.connectors.extract",
+    ("stage", "langid"): "dataengine.filters.langid",
+    ("reader", "warc"): "dataengine.connectors.warc",
+    ("reader", "jsonl"): "dataengine.connectors.files",
+    ("reader", "parquet"): "dataengine.connectors.files",
 }
 
 _STAGES: dict[str, type] = {}

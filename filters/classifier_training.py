@@ -18,8 +18,8 @@ import pyarrow as pa
 import xxhash
 
 from dataengine.errors import DataEngineError
-from filters.classifier_models import LABEL_PREFIX, FastTextScorer
-from warehouse.models import ModelRecord, register_model, validate_model_name
+from dataengine.filters.classifier_models import LABEL_PREFIX, FastTextScorer
+from dataengine.warehouse.models import ModelRecord, register_model, validate_model_name
 
 _WS = re.compile(r"\s+")
 

@@ -30,7 +30,7 @@ from dataengine.errors import StageError
 from dataengine.registry import register_stage
 from dataengine.schema import annotation_column
 from dataengine.stage import Stage, StageParams
-from filters.classifier_models import FastTextScorer, HFScorer, check_label, inspect_model
+from dataengine.filters.classifier_models import FastTextScorer, HFScorer, check_label, inspect_model
 
 
 class ClassifierSpec(StageParams):
@@ -96,7 +96,7 @@ class Classifiers(Stage):
             if not _is_reference(spec.model):
                 self._resolved[spec.name] = self._resolve_path(spec, spec.model, spec.label, _file_identity_safe(spec.model))
         if self.params.warehouse and self._unresolved():
-            from warehouse import Warehouse
+            from dataengine.warehouse import Warehouse
 
             self.bind_warehouse(Warehouse(self.params.warehouse))
 
@@ -111,7 +111,7 @@ class Classifiers(Stage):
 
     def bind_warehouse(self, warehouse) -> None:
         """Resolve ``NAME[@VERSION]`` models against the run's warehouse (called when planning)."""
-        from warehouse.models import resolve_model
+        from dataengine.warehouse.models import resolve_model
 
         for spec in self._unresolved():
             try:
@@ -128,7 +128,7 @@ class Classifiers(Stage):
             return
         root = self.params.warehouse or os.environ.get("DATAENGINE_WAREHOUSE")
         if root:
-            from warehouse import Warehouse
+            from dataengine.warehouse import Warehouse
 
             self.bind_warehouse(Warehouse(root))
             return
@@ -191,7 +191,7 @@ class Classifiers(Stage):
 
 
 def _is_reference(model: str) -> bool:
-    from warehouse.models import is_model_reference
+    from dataengine.warehouse.models import is_model_reference
 
     return is_model_reference(model)
 

@@ -1,7 +1,7 @@
 """Fuzzy deduplication: MinHash + LSH banding + connected components (a global stage).
 
 map (per batch, any executor): normalise text, hash shingles, MinHash signatures
-(:mod:`kernels.minhash`, NumPy or CuPy), LSH band hashes -> private list column.
+(:mod:`dataengine.kernels.minhash`, NumPy or CuPy), LSH band hashes -> private list column.
 
 reduce (DuckDB on the driver by default):
 1. unnest band hashes; documents sharing a (band, hash) bucket are candidates: each bucket
@@ -98,8 +98,8 @@ class FuzzyDedup(GlobalStage):
         return {self._bands_col: pa.list_(pa.uint64())}
 
     def map(self, batch: pa.Table) -> pa.Table:
-        from filters.shingles import shingle_hashes
-        from kernels import minhash
+        from dataengine.filters.shingles import shingle_hashes
+        from dataengine.kernels import minhash
 
         p = self.params
         hashes, offsets = shingle_hashes(batch.column(p.text_column), p.unit, p.ngram)
@@ -171,7 +171,7 @@ class FuzzyDedup(GlobalStage):
 
     def _check_edges(self, con, rows: str) -> None:
         """Keep only candidate edges whose exact shingle Jaccard reaches the threshold."""
-        from filters.shingles import jaccard, shingle_sets
+        from dataengine.filters.shingles import jaccard, shingle_sets
 
         p = self.params
         n_edges = con.execute("SELECT count(*) FROM fz_edges").fetchone()[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
-from filters.text_utils import (
+from dataengine.filters.text_utils import (
     TERMINAL_PUNCTUATION,
     TextFeatures,
     _bool,

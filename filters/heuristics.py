@@ -26,8 +26,8 @@ from pydantic import Field, field_validator
 
 from dataengine.registry import register_stage
 from dataengine.stage import Stage, StageParams
-from filters import heuristic_rules as rules
-from filters.text_utils import TextFeatures
+from dataengine.filters import heuristic_rules as rules
+from dataengine.filters.text_utils import TextFeatures
 
 _INT_FIELDS = {"word_count", "stop_words", "kept_lines", "sentences", "common_words", "max_word_length"}
 

@@ -80,9 +80,9 @@ class MathCleanup(Stage):
         return fp
 
     def setup(self) -> None:
-        from generators.backends import make_backend
-        from generators.cache import CachedBackend, RequestCache
-        from generators.prompts import parse_prompt_file
+        from dataengine.generators.backends import make_backend
+        from dataengine.generators.cache import CachedBackend, RequestCache
+        from dataengine.generators.prompts import parse_prompt_file
 
         p = self.params
         backend = getattr(self, "_injected_backend", None) or make_backend(p.backend, p.model, **p.backend_options)
@@ -96,7 +96,7 @@ class MathCleanup(Stage):
         self._ready = False
 
     def process(self, batch: pa.Table) -> pa.Table:
-        from generators.backends.base import GenerationRequest, SamplingParams
+        from dataengine.generators.backends.base import GenerationRequest, SamplingParams
 
         p = self.params
         sampling = SamplingParams(temperature=p.temperature, max_tokens=p.max_output_tokens)
@@ -129,7 +129,7 @@ class MathCleanup(Stage):
 def paragraph_chunks(text: str, count_tokens, max_tokens: int) -> list[str]:
     """Paragraphs (blank-line separated) merged up to ``max_tokens``; a longer paragraph is
     cut on lines (then words) by the generators' chunker, so no chunk exceeds the budget."""
-    from generators.chunking import split_segments
+    from dataengine.generators.chunking import split_segments
 
     chunks: list[str] = []
     current: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from filters.shingles import jaccard, shingle_sets
+from dataengine.filters.shingles import jaccard, shingle_sets
 
 
 @dataclass(frozen=True)

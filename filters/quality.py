@@ -30,7 +30,7 @@ from dataengine.errors import DataEngineError, StageError
 from dataengine.registry import register_stage
 from dataengine.schema import annotation_column
 from dataengine.stage import Stage, StageParams
-from warehouse.lake import META_SCHEMA, _qualify
+from dataengine.warehouse.lake import META_SCHEMA, _qualify
 
 THRESHOLDS_TABLE = f"{META_SCHEMA}.quality_thresholds"
 PERCENTILES = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -235,7 +235,7 @@ class QualityEnsemble(Stage):
         self._thresholds: dict[str, list[float]] = dict(self.params.thresholds or {})
         self._fits: dict[str, int] = {}
         if self.params.warehouse and self._missing():
-            from warehouse import Warehouse
+            from dataengine.warehouse import Warehouse
 
             self.bind_warehouse(Warehouse(self.params.warehouse))
 

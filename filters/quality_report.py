@@ -11,7 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from dataengine.errors import DataEngineError
-from filters.quality import DEFAULT_WEIGHT
+from dataengine.filters.quality import DEFAULT_WEIGHT
 
 #: column -> readable name, for the signals a user selects on most
 READABLE = {

@@ -1,7 +1,7 @@
 """Shingle hashes of a batch of texts, vectorised (Arrow compute + NumPy).
 
 Returns one uint64 per shingle, documents back to back, plus offsets: the input format of
-:mod:`kernels.minhash`. Word shingles hash each *distinct* word of the batch once (xxh3)
+:mod:`dataengine.kernels.minhash`. Word shingles hash each *distinct* word of the batch once (xxh3)
 and combine n consecutive word hashes with integer mixing over whole arrays; character
 shingles use a polynomial hash over the UTF-8 bytes, also over whole arrays. No Python
 loop runs per shingle.

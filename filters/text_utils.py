@@ -2,7 +2,7 @@
 
 Everything works on a whole Arrow batch at once. Lines and whitespace words are split with
 Arrow compute kernels; per-document aggregates are ``numpy.bincount`` over the list parent
-indices, and repetition is found by hashing (see :mod:`filters.repetition`), not by
+indices, and repetition is found by hashing (see :mod:`dataengine.filters.repetition`), not by
 per-document Python loops. The one per-document loop left is word segmentation of languages written
 without spaces:
 
@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from filters.repetition import NgramRepetition, duplicate_items
+from dataengine.filters.repetition import NgramRepetition, duplicate_items
 
 #: Punctuation stripped from both ends of a token before it counts as a word.
 PUNCTUATION = (

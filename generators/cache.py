@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
 
 CACHE_SUBDIR = os.path.join("cache", "generate")
 

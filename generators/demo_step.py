@@ -14,8 +14,8 @@ def demo_generate(wh, show) -> None:
     from rich.console import Console
 
     from dataengine.registry import get_stage
-    from generators.driver import default_cache_path, run_generate
-    from generators.tiny_model import build_tiny_chat_model
+    from dataengine.generators.driver import default_cache_path, run_generate
+    from dataengine.generators.tiny_model import build_tiny_chat_model
 
     out = Console()
     model = build_tiny_chat_model(Path(wh.config.root) / "models" / "tiny-chat")

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 
 from dataengine.errors import DataEngineError
 from dataengine.pipeline import fingerprint
-from generators.backends.base import GenerationResult
-from generators.cache import cache_path_for
-from generators.recipes.base import SYNTHETIC_SCHEMA, Recipe
-from warehouse.lake import META_SCHEMA, Warehouse, rewrite_time_travel
+from dataengine.generators.backends.base import GenerationResult
+from dataengine.generators.cache import cache_path_for
+from dataengine.generators.recipes.base import SYNTHETIC_SCHEMA, Recipe
+from dataengine.warehouse.lake import META_SCHEMA, Warehouse, rewrite_time_travel
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)?(@\d+)?$")
 

@@ -3,7 +3,7 @@
 Its outputs are gibberish; it exists so every code path (chat template, batching, token
 counting, serving over HTTP) runs on a real transformers model in seconds on a CPU with
 no download. The tokenizer is a byte-level BPE trained by
-:func:`warehouse.tokenizers.train_tokenizer` with ChatML special tokens.
+:func:`dataengine.warehouse.tokenizers.train_tokenizer` with ChatML special tokens.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def build_tiny_chat_model(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from warehouse.tokenizers import train_tokenizer
+    from dataengine.warehouse.tokenizers import train_tokenizer
 
     if texts is None:
         texts = _demo_texts()

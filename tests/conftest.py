@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse import Warehouse, init_warehouse
+from dataengine.warehouse import Warehouse, init_warehouse
 
 
 @pytest.fixture

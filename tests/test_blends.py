@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 
 from conftest import demo_records, run_cli
-from trainer.blend_reader import BlendReader
-from warehouse.blends import BlendError, Blends, parse_component_spec
-from warehouse.export import export_version
-from warehouse.tokenizers import load_tokenizer
+from dataengine.trainer.blend_reader import BlendReader
+from dataengine.warehouse.blends import BlendError, Blends, parse_component_spec
+from dataengine.warehouse.export import export_version
+from dataengine.warehouse.tokenizers import load_tokenizer
 
 
 @pytest.fixture

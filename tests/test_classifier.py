@@ -12,8 +12,8 @@ import pytest
 
 from conftest import run_cli
 from dataengine.errors import StageError
-from filters.classifiers import Classifiers
-from warehouse import Warehouse
+from dataengine.filters.classifiers import Classifiers
+from dataengine.warehouse import Warehouse
 
 DATA = Path(__file__).parent / "data"
 ARTICLES = "SELECT text FROM pages WHERE meta->>'kind' = 'article'"

@@ -18,7 +18,7 @@ from conftest import run_cli
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
 from distributed_fixtures import build_versioned_table, dask_client, first_difference, sorted_rows
-from warehouse.distributed import dask_snapshot
+from dataengine.warehouse.distributed import dask_snapshot
 
 
 @pytest.fixture(scope="module")

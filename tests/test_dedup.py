@@ -14,10 +14,10 @@ import pytest
 from conftest import demo_records, run_cli
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
-from filters.near_duplicates import edit_words, near_duplicate_pairs, recall_precision
-from filters.shingles import jaccard, shingle_hashes, shingle_sets
-from filters.url_dedup import normalise_url
-from kernels.minhash import signatures
+from dataengine.filters.near_duplicates import edit_words, near_duplicate_pairs, recall_precision
+from dataengine.filters.shingles import jaccard, shingle_hashes, shingle_sets
+from dataengine.filters.url_dedup import normalise_url
+from dataengine.kernels.minhash import signatures
 
 DOLMA = Path(__file__).parent / "data" / "dolma-deduper"
 
@@ -123,7 +123,7 @@ def test_minhash_estimates_jaccard_and_is_deterministic():
 def test_gpu_segment_minimum_equals_the_cpu_one():
     """The CuPy path's only different step (segment minimum by label + scatter-min), run on
     the CPU with np.minimum.at in place of cupyx.scatter_min: same signatures as reduceat."""
-    from kernels.minhash import _segment_min, segment_min_by_scatter
+    from dataengine.kernels.minhash import _segment_min, segment_min_by_scatter
 
     h, o = shingle_hashes(pa.array([r["text"] for r in demo_records()[:50]] + ["tiny doc"]), "word", 5)
     lengths = np.diff(o)
@@ -157,7 +157,7 @@ def test_dedup_report_cli(dolma_twice):
     assert "duplicate rate" in out and "50.0%" in out
     hosts = {d["metadata"]["url"].split("/")[2] for d in _dolma_docs()}
     assert sum(h in out for h in hosts) >= 3  # example URLs of the largest clusters
-    from filters.dedup_report import dedup_report
+    from dataengine.filters.dedup_report import dedup_report
 
     (report,) = dedup_report(dolma_twice, "raw")
     assert report["histogram"] == [{"size": "2", "clusters": 10, "docs": 20}]

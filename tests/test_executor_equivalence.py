@@ -14,7 +14,7 @@ import pytest
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
 from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_dup_corpus
-from warehouse import Warehouse, init_warehouse
+from dataengine.warehouse import Warehouse, init_warehouse
 
 EXECUTORS = ("local", "dask", "spark")
 

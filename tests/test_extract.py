@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 import trafilatura
 
-from connectors.extract import Extract
-from connectors.warc import WarcReader
-from connectors.warc_write import write_html_warc
+from dataengine.connectors.extract import Extract
+from dataengine.connectors.warc import WarcReader
+from dataengine.connectors.warc_write import write_html_warc
 
 AEB = Path(__file__).parent / "data" / "aeb"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from resiliparse.parse.html import HTMLTree
 
-from connectors.extract import TooDeep
-from connectors.extractors import ResiliparseExtractor, _child_chain
+from dataengine.connectors.extract import TooDeep
+from dataengine.connectors.extractors import ResiliparseExtractor, _child_chain
 
 
 def _nested(levels: int) -> str:

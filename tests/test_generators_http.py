@@ -9,9 +9,9 @@ import pytest
 
 from conftest import run_cli
 from dataengine.registry import get_stage
-from generators.backends import make_backend
-from generators.backends.base import GenerationRequest, SamplingParams
-from generators.driver import default_cache_path, run_generate
+from dataengine.generators.backends import make_backend
+from dataengine.generators.backends.base import GenerationRequest, SamplingParams
+from dataengine.generators.driver import default_cache_path, run_generate
 from llm_server import llm_server, tiny_model_dir  # noqa: F401  (fixtures)
 
 SP = SamplingParams(max_tokens=6, temperature=0)
@@ -105,7 +105,7 @@ def test_generate_over_flaky_server_records_errors_and_rerun_fills_gaps(server, 
 def test_cli_generate_with_the_http_backend(server, tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     Warehouse(w).write_table("docs", pa.Table.from_pylist(_docs(3, poisoned=set())))
     server.faults.update({1: "503"})

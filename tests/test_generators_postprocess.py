@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from generators.backends.base import GenerationRequest, GenerationResult, SamplingParams
-from generators.chunking import join_segments, split_segments
-from generators.postprocess import (
+from dataengine.generators.backends.base import GenerationRequest, GenerationResult, SamplingParams
+from dataengine.generators.chunking import join_segments, split_segments
+from dataengine.generators.postprocess import (
     QAPair,
     append_qa,
     dialogue_turns,
@@ -18,11 +18,11 @@ from generators.postprocess import (
     strip_markdown,
     strip_prefixes,
 )
-from generators.prompts import available_prompts, load_prompt, parse_prompt_file
-from generators.recipes.beyondweb import BeyondWeb
-from generators.recipes.base import Job
-from generators.recipes.mind import STYLES, Mind
-from generators.recipes.nemotron_cc import NemotronCC
+from dataengine.generators.prompts import available_prompts, load_prompt, parse_prompt_file
+from dataengine.generators.recipes.beyondweb import BeyondWeb
+from dataengine.generators.recipes.base import Job
+from dataengine.generators.recipes.mind import STYLES, Mind
+from dataengine.generators.recipes.nemotron_cc import NemotronCC
 
 
 def words(text: str) -> int:

@@ -10,11 +10,11 @@ import pytest
 
 from conftest import run_cli
 from dataengine.registry import get_stage
-from generators.backends import make_backend
-from generators.backends.base import GenerationRequest, SamplingParams
-from generators.cache import RequestCache
-from generators.driver import default_cache_path, run_generate
-from generators.recipes.base import SYNTHETIC_SCHEMA
+from dataengine.generators.backends import make_backend
+from dataengine.generators.backends.base import GenerationRequest, SamplingParams
+from dataengine.generators.cache import RequestCache
+from dataengine.generators.driver import default_cache_path, run_generate
+from dataengine.generators.recipes.base import SYNTHETIC_SCHEMA
 from llm_server import tiny_model_dir  # noqa: F401  (fixture)
 
 SAMPLING = {"max_tokens": 8, "temperature": 1.0}
@@ -135,7 +135,7 @@ def test_cache_keys_on_model_prompt_params_and_seed(tmp_path, backend):
         GenerationRequest.chat([{"role": "user", "content": "hi"}], sp, seed=2).cache_key("m"),
     }
     assert len(keys) == 5
-    from generators.backends.base import GenerationResult
+    from dataengine.generators.backends.base import GenerationResult
 
     cache.put("k-ok", "m", GenerationResult("text", "stop", 3, 1, 0.1))
     cache.put("k-bad", "m", GenerationResult.failed("boom"))
@@ -147,7 +147,7 @@ def test_cache_keys_on_model_prompt_params_and_seed(tmp_path, backend):
 def test_cli_generate_with_the_transformers_backend(tmp_path, tiny_model_dir):  # noqa: F811
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     Warehouse(w).write_table("docs", pa.Table.from_pylist(_docs(2)))
     args = ("generate", "beyondweb", "--from", "SELECT id, text FROM docs", "--to", "syn", "--model", tiny_model_dir,

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 
 from dataengine.errors import PipelineConfigError
-from filters.heuristics import C4Quality, CommonRules, FineWebQuality, GopherQuality, GopherRepetition, Heuristics
-from filters.repetition import NgramRepetition
-from filters.text_utils import TextFeatures, segmenter
+from dataengine.filters.heuristics import C4Quality, CommonRules, FineWebQuality, GopherQuality, GopherRepetition, Heuristics
+from dataengine.filters.repetition import NgramRepetition
+from dataengine.filters.text_utils import TextFeatures, segmenter
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from dataengine.errors import StageError
-from filters.langid import LangId, shipped_model_path
+from dataengine.filters.langid import LangId, shipped_model_path
 
 SENTENCES = Path(__file__).parent / "data" / "langid"
 SAME = {"nb": "no"}

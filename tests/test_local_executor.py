@@ -121,7 +121,7 @@ def test_sigkill_then_rerun_resumes_with_exact_rows(wh, corpus_files, tmp_path):
     assert wh.current_snapshot() == before + 1
 
     # an uninterrupted run of the same pipeline into another warehouse gives the same rows
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     init_warehouse(tmp_path / "clean")
     clean = Warehouse(tmp_path / "clean")

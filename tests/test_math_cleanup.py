@@ -6,8 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from filters.math_cleanup import NO_CONTENT_MARKER, MathCleanup, join_cleaned, paragraph_chunks
-from generators.cache import RequestCache
+from dataengine.filters.math_cleanup import NO_CONTENT_MARKER, MathCleanup, join_cleaned, paragraph_chunks
+from dataengine.generators.cache import RequestCache
 
 
 def words(text: str) -> int:
@@ -32,7 +32,7 @@ def test_join_cleaned_drops_marker_chunks():
 
 @pytest.fixture(scope="module")
 def tiny_chat_model(tmp_path_factory):
-    from generators.tiny_model import build_tiny_chat_model
+    from dataengine.generators.tiny_model import build_tiny_chat_model
 
     return str(build_tiny_chat_model(tmp_path_factory.mktemp("tiny-llm") / "model", vocab_size=512))
 

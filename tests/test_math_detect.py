@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from connectors.math.compare import squash_whitespace
-from connectors.math.detect import has_math_markers, normalise_math
-from connectors.math.dom import body_of, parse_page, strip_non_content
-from connectors.math.images import tex_from_image
-from connectors.math.page import PageRenderer
-from connectors.math.render import render_text
+from dataengine.connectors.math.compare import squash_whitespace
+from dataengine.connectors.math.detect import has_math_markers, normalise_math
+from dataengine.connectors.math.dom import body_of, parse_page, strip_non_content
+from dataengine.connectors.math.images import tex_from_image
+from dataengine.connectors.math.page import PageRenderer
+from dataengine.connectors.math.render import render_text
 
 DATA = Path(__file__).parent / "data" / "math"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.math.compare import canonical_tex, renders_equal, strip_delimiters
-from connectors.math.mathml_to_latex import mathml_to_latex
+from dataengine.connectors.math.compare import canonical_tex, renders_equal, strip_delimiters
+from dataengine.connectors.math.mathml_to_latex import mathml_to_latex
 
 PAIRS = Path(__file__).parent / "data" / "math" / "pairs"
 

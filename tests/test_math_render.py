@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.math.dom import body_of, parse_page, strip_non_content
-from connectors.math.lynx import LynxRenderer, lynx_path
-from connectors.math.render import render_text, serialise_body
+from dataengine.connectors.math.dom import body_of, parse_page, strip_non_content
+from dataengine.connectors.math.lynx import LynxRenderer, lynx_path
+from dataengine.connectors.math.render import render_text, serialise_body
 
 PAGE = """<html><head><title>T</title><style>p{}</style></head><body>
 <h1>Heading</h1>

@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from connectors.extract import Extract
-from connectors.math.lynx import lynx_path
-from connectors.math.stage import MathExtract
-from connectors.warc import WarcReader
-from connectors.warc_write import write_html_warc
+from dataengine.connectors.extract import Extract
+from dataengine.connectors.math.lynx import lynx_path
+from dataengine.connectors.math.stage import MathExtract
+from dataengine.connectors.warc import WarcReader
+from dataengine.connectors.warc_write import write_html_warc
 from dataengine.errors import StageError
 from dataengine.registry import get_stage
 
@@ -88,7 +88,7 @@ def test_statuses_and_registry():
 
 
 def test_lynx_renderer_missing_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("connectors.math.lynx.lynx_path", lambda: None)
+    monkeypatch.setattr("dataengine.connectors.math.lynx.lynx_path", lambda: None)
     with pytest.raises(StageError, match="apt-get install lynx"):
         MathExtract({"renderer": "lynx"})
     assert MathExtract({"renderer": "auto"}).renderer == "python"
@@ -146,7 +146,7 @@ def test_hf_regression_classifier_from_a_local_folder(tmp_path):
 def test_cli_ingest_then_math_extract_into_the_warehouse(pages_warc, tmp_path):
     """The real CLI: WARC -> raw html table -> `run --stage math_extract` -> a DuckLake table."""
     from conftest import run_cli
-    from warehouse import Warehouse
+    from dataengine.warehouse import Warehouse
 
     wh = tmp_path / "wh"
     run_cli("init", warehouse=wh, check=True)

@@ -10,7 +10,7 @@ from conftest import run_cli
 from dataengine.errors import DataEngineError, PipelineConfigError, StageError
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
-from filters.quality import PERCENTILES, QualityEnsemble, buckets, fit_thresholds, level_names, load_thresholds
+from dataengine.filters.quality import PERCENTILES, QualityEnsemble, buckets, fit_thresholds, level_names, load_thresholds
 
 
 def _scored_docs(n: int, seed: int, start: int = 0) -> pa.Table:
@@ -137,7 +137,7 @@ def test_bad_levels_and_missing_thresholds_fail_before_work(scored):
 
 
 def test_cli_fit_apply_view_and_report(tmp_path):
-    from warehouse import Warehouse, init_warehouse
+    from dataengine.warehouse import Warehouse, init_warehouse
 
     w = tmp_path / "w"
     init_warehouse(w)

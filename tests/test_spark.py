@@ -16,7 +16,7 @@ import pytest
 from dataengine.executors import run_pipeline
 from dataengine.pipeline import pipeline_from_dict
 from distributed_fixtures import build_versioned_table, first_difference, sorted_rows, spark_session
-from warehouse.distributed import spark_snapshot
+from dataengine.warehouse.distributed import spark_snapshot
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,12 @@ import torch
 import yaml
 
 from conftest import demo_records, run_cli
-from trainer.config import load_config
-from trainer.data import load_manifest, validation_batches
-from trainer.loop import train
-from warehouse import Warehouse, init_warehouse
-from warehouse.blends import Blends
-from warehouse.tokenizers import register_tokenizer, train_tokenizer
+from dataengine.trainer.config import load_config
+from dataengine.trainer.data import load_manifest, validation_batches
+from dataengine.trainer.loop import train
+from dataengine.warehouse import Warehouse, init_warehouse
+from dataengine.warehouse.blends import Blends
+from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer
 
 TINY = {  # a tiny model that still learns something in a few hundred steps
     "model": {"preset": "tiny", "seq_len": 64},
@@ -196,7 +196,7 @@ def test_forced_resume_on_another_blend_version_continues(lake, tmp_path):
     cfg = _cfg(steps=4, checkpoint_every=2)
     train(lake["manifest"], cfg, tmp_path, lake["tok"].tokenizer)
     longer = _cfg(steps=6, checkpoint_every=2)
-    from trainer.checkpoint import ResumeMismatch
+    from dataengine.trainer.checkpoint import ResumeMismatch
 
     with pytest.raises(ResumeMismatch, match="manifest"):
         train(lake["other_manifest"], longer, tmp_path, lake["tok"].tokenizer)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from dataengine.errors import DataEngineError
-from trainer.config import ScheduleConfig, TrainConfig, load_config
-from trainer.data import TrainStream, train_documents, validation_documents
-from trainer.model import build_model, model_config
-from trainer.optim import build_optimizers, lr_factor, parameter_groups
-from warehouse.indexed import IndexedWriter
+from dataengine.trainer.config import ScheduleConfig, TrainConfig, load_config
+from dataengine.trainer.data import TrainStream, train_documents, validation_documents
+from dataengine.trainer.model import build_model, model_config
+from dataengine.trainer.optim import build_optimizers, lr_factor, parameter_groups
+from dataengine.warehouse.indexed import IndexedWriter
 
 
 def _tiny_model():

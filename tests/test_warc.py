@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from connectors.charset import decode_html, normalize_charset
-from connectors.warc import WarcReader
-from connectors.warc_write import write_html_warc
+from dataengine.connectors.charset import decode_html, normalize_charset
+from dataengine.connectors.warc import WarcReader
+from dataengine.connectors.warc_write import write_html_warc
 
 DATA = Path(__file__).parent / "data" / "warc"
 SHARED_WARC = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "warc"

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dataengine.errors import WarehouseError
-from warehouse import Warehouse, init_warehouse, rewrite_time_travel
+from dataengine.warehouse import Warehouse, init_warehouse, rewrite_time_travel
 
 
 def test_time_travel_returns_old_rows_and_old_schema(wh):

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import warehouse.lake as lake
+import dataengine.warehouse.lake as lake
 from dataengine.errors import WarehouseError
-from warehouse import Warehouse, init_warehouse
+from dataengine.warehouse import Warehouse, init_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 

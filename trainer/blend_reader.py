@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.indexed import IndexedDataset
+from dataengine.warehouse.indexed import IndexedDataset
 
 
 class _ComponentStream:

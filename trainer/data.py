@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.blend_reader import BlendReader
-from warehouse.indexed import IndexedDataset
+from dataengine.trainer.blend_reader import BlendReader
+from dataengine.warehouse.indexed import IndexedDataset
 
 
 def load_manifest(path: str | Path) -> dict:

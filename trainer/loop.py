@@ -29,13 +29,13 @@ import torch
 import torch.nn.functional as F
 
 from dataengine.errors import DataEngineError
-from trainer import checkpoint as ckpt
-from trainer.config import TrainConfig
-from trainer.data import TrainStream, unigram_baseline, validation_batches
-from trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
+from dataengine.trainer import checkpoint as ckpt
+from dataengine.trainer.config import TrainConfig
+from dataengine.trainer.data import TrainStream, unigram_baseline, validation_batches
+from dataengine.trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
                                  parameter_checksums, shutdown, sum_across_ranks, wrap_model)
-from trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
-from trainer.optim import build_optimizers, build_schedulers
+from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
+from dataengine.trainer.optim import build_optimizers, build_schedulers
 
 
 def run_id_for(manifest: dict, cfg: TrainConfig, output: Path) -> str:
@@ -253,8 +253,8 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     final_state = _full_model_state(wrapped, sharded)
     summary = None
     if env.is_main:
-        from trainer.hf_export import save_hf_folder
-        from trainer.report import read_metrics, write_report
+        from dataengine.trainer.hf_export import save_hf_folder
+        from dataengine.trainer.report import read_metrics, write_report
 
         rows = read_metrics(metrics.path)
         losses = [r for r in rows if "loss" in r]

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from trainer.config import OptimizerConfig, ScheduleConfig
+from dataengine.trainer.config import OptimizerConfig, ScheduleConfig
 
 
 def _is_hidden_matrix(name: str, param: torch.Tensor, model) -> bool:

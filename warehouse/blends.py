@@ -28,7 +28,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataengine.errors import DataEngineError
-from warehouse.lake import Warehouse, _one_line
+from dataengine.warehouse.lake import Warehouse, _one_line
 
 import duckdb
 
@@ -239,7 +239,7 @@ class Blends:
     def freeze(self, name: str, tokenizer: str = "gpt2", target_tokens: int | None = None,
                workers: int = 1, progress: bool = False) -> dict:
         """Resolve every component at the current snapshot and record an immutable version."""
-        from warehouse.export import export_components
+        from dataengine.warehouse.export import export_components
 
         definition, revision = self.definition(name)
         snapshot = self.wh.current_snapshot()
@@ -299,7 +299,7 @@ class Blends:
             for c in comps
         ]
         self._write_version(record, comp_rows)
-        from warehouse.export import export_version
+        from dataengine.warehouse.export import export_version
 
         manifest = export_version(self, f"{name}@{version}", tokenizer, workers=workers)
         return {**record, "components": comp_rows, "warnings": warnings, "manifest": str(manifest)}

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from warehouse.lake import Warehouse, WarehouseConfig, _qualify
+from dataengine.warehouse.lake import Warehouse, WarehouseConfig, _qualify
 
 try:  # pyspark is optional: the Spark classes below only work when it is installed
     from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from warehouse.indexed import IndexedDataset, IndexedWriter, token_dtype
-from warehouse.lake import Warehouse, WarehouseConfig
+from dataengine.warehouse.indexed import IndexedDataset, IndexedWriter, token_dtype
+from dataengine.warehouse.lake import Warehouse, WarehouseConfig
 
 ROWS_PER_PART = 50_000
 
@@ -40,7 +40,7 @@ def _tokenize_part(args) -> dict:
     wh_config, sql, snapshot, part, parts, tokenizer_json, eos_id, dtype, prefix = args
     from tokenizers import Tokenizer
 
-    from warehouse.blends import Blends
+    from dataengine.warehouse.blends import Blends
 
     tok = Tokenizer.from_str(tokenizer_json)
     writer = IndexedWriter(prefix, np.dtype(dtype))
@@ -116,7 +116,7 @@ def export_component(blends, comp: dict, snapshot: int, tok, workers: int = 1) -
 def export_components(blends, comps: list[dict], snapshot: int, tokenizer: str, workers: int = 1,
                       progress: bool = False) -> dict:
     """Export every component; returns tokenizer info and per-component token files."""
-    from warehouse.tokenizers import load_tokenizer
+    from dataengine.warehouse.tokenizers import load_tokenizer
 
     tok = load_tokenizer(tokenizer, blends.wh)
     out = []
@@ -129,7 +129,7 @@ def export_components(blends, comps: list[dict], snapshot: int, tokenizer: str, 
 
 def export_version(blends, ref: str, tokenizer: str | None = None, workers: int = 1, seed: int = 1234) -> Path:
     """Write (or find) the manifest of a blend version's token export; returns its path."""
-    from warehouse.tokenizers import load_tokenizer
+    from dataengine.warehouse.tokenizers import load_tokenizer
 
     version = blends.version(ref)
     tok_spec = tokenizer or version["tokenizer"]

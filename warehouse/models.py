@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataengine.errors import WarehouseError
-from warehouse.lake import META_SCHEMA, Warehouse
+from dataengine.warehouse.lake import META_SCHEMA, Warehouse
 
 MODELS_TABLE = f"{META_SCHEMA}.models"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -96,7 +96,7 @@ def _strip_single_braces(tokens: list[str]) -> list[str]:
 
 def canonical_mathml(markup: str) -> str:
     """Structure and characters of a MathML string, without attributes and wrappers."""
-    from connectors.math.mathml_to_latex import local_name, parse_mathml
+    from dataengine.connectors.math.mathml_to_latex import local_name, parse_mathml
 
     root = parse_mathml(markup)
     parts: list[str] = []

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from connectors.math.equations import EquationSink
-from connectors.math.forms import FORM_ORDER
-from connectors.math.images import formula_images
-from connectors.math.tex_in_text import tex_delimiters
+from dataengine.connectors.math.equations import EquationSink
+from dataengine.connectors.math.forms import FORM_ORDER
+from dataengine.connectors.math.images import formula_images
+from dataengine.connectors.math.tex_in_text import tex_delimiters
 
 # Spelled in the cases pages use. On a batch they are matched by one RE2 pass over the
 # Arrow column (~0.3 ms per 170 KB page); Python's re with the same alternatives took

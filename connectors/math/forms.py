@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
-from connectors.math.dom import classes, remove_keep_tail, replace_with_text
-from connectors.math.equations import EquationSink
-from connectors.math.mathjax_svg import svg_to_mathml
-from connectors.math.mathml_to_latex import local_name, mathml_to_latex, tex_annotation
+from dataengine.connectors.math.dom import classes, remove_keep_tail, replace_with_text
+from dataengine.connectors.math.equations import EquationSink
+from dataengine.connectors.math.mathjax_svg import svg_to_mathml
+from dataengine.connectors.math.mathml_to_latex import local_name, mathml_to_latex, tex_annotation
 
 _MATHJAX_RENDER_CLASS = re.compile(r"MathJax|MJX|mjx-chtml", re.I)
 _DISPLAYSTYLE_WRAP = re.compile(r"^\{\\(?:displaystyle|textstyle)\s*(.*)\}$", re.S)
@@ -62,7 +62,7 @@ def mathjax2_scripts(root, sink: EquationSink) -> None:
         if kind.startswith("math/tex"):
             placeholder = sink.add(body, display, "mathjax2")
         elif kind.startswith("math/mml"):
-            from connectors.math.mathml_to_latex import parse_mathml
+            from dataengine.connectors.math.mathml_to_latex import parse_mathml
 
             math_el = parse_mathml(body)
             placeholder = sink.add(_math_tex(math_el), display or _math_display(math_el), "mathjax2")

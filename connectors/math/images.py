@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from connectors.math.dom import classes, replace_with_text
-from connectors.math.equations import EquationSink
-from connectors.math.forms import unwrap_style
+from dataengine.connectors.math.dom import classes, replace_with_text
+from dataengine.connectors.math.equations import EquationSink
+from dataengine.connectors.math.forms import unwrap_style
 
 _CODECOGS = re.compile(r"latex\.codecogs\.com/[a-z]+(?:\.(?:latex|image|download))?\?(.+)$", re.I)
 _CGI_TEX = re.compile(r"/(?:mathtex|mimetex)\.cgi\?(.+)$", re.I)

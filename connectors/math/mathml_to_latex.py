@@ -13,7 +13,7 @@ import re
 
 from lxml import etree
 
-from connectors.math import symbols as sym
+from dataengine.connectors.math import symbols as sym
 
 _ALIGN_MARK = "\x00"
 _UNKNOWN_MACRO = re.compile(r"^\\[A-Za-z]+$")

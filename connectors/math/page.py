@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.math.detect import has_math_markers, loads_typesetter, normalise_math
-from connectors.math.dom import body_of, inline_display_blocks, parse_page, strip_non_content
-from connectors.math.equations import EquationSink
-from connectors.math.render import render_text, serialise_body
+from dataengine.connectors.math.detect import has_math_markers, loads_typesetter, normalise_math
+from dataengine.connectors.math.dom import body_of, inline_display_blocks, parse_page, strip_non_content
+from dataengine.connectors.math.equations import EquationSink
+from dataengine.connectors.math.render import render_text, serialise_body
 
 
 @dataclass
@@ -31,18 +31,18 @@ class PageRenderer:
         self.timeout_s = timeout_s
         self.lynx_batch_size = lynx_batch_size
         if renderer == "lynx":
-            from connectors.math.lynx import LynxRenderer
+            from dataengine.connectors.math.lynx import LynxRenderer
 
             self.lynx = LynxRenderer(timeout_s or 60.0)
         if renderer == "trafilatura":
-            from connectors.extractors import TrafilaturaExtractor
+            from dataengine.connectors.extractors import TrafilaturaExtractor
 
             self.trafilatura = TrafilaturaExtractor()
 
     def render(self, htmls: list[str], urls: list[str | None] | None = None,
                marked: list[bool] | None = None) -> list[RenderedPage]:
         """Render pages; ``marked`` (from :func:`math_marker_mask`) saves the per-page marker scan."""
-        from connectors.extract import ExtractionTimeout, alarm_clock
+        from dataengine.connectors.extract import ExtractionTimeout, alarm_clock
 
         urls = urls or [None] * len(htmls)
         marked = marked if marked is not None else [has_math_markers(h) for h in htmls]

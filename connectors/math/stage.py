@@ -64,14 +64,14 @@ class MathExtract(Stage):
         self.renderer = self._resolve_renderer()
         self._classifier_label = None
         if self.params.classifier:
-            from filters.classifier_models import check_label, inspect_model
+            from dataengine.filters.classifier_models import check_label, inspect_model
 
             info = inspect_model(self.params.classifier, self.params.classifier_kind)
             self._classifier_kind = info.kind
             self._classifier_label = check_label(info, self.params.classifier_label, "math classifier")
 
     def _resolve_renderer(self) -> str:
-        from connectors.math.lynx import lynx_path
+        from dataengine.connectors.math.lynx import lynx_path
 
         choice = self.params.renderer
         if choice == "auto":
@@ -102,13 +102,13 @@ class MathExtract(Stage):
         self.__init__(state["params"])
 
     def setup(self) -> None:
-        from connectors.math.page import PageRenderer
+        from dataengine.connectors.math.page import PageRenderer
 
         self._pages = PageRenderer(self.renderer, self.params.single_dollar, self.params.timeout_s,
                                    self.params.lynx_batch_size)
         self._scorer = None
         if self.params.classifier:
-            from filters.classifier_models import FastTextScorer, HFScorer
+            from dataengine.filters.classifier_models import FastTextScorer, HFScorer
 
             if self._classifier_kind == "fasttext":
                 self._scorer = FastTextScorer(self.params.classifier, self._classifier_label)
@@ -117,7 +117,7 @@ class MathExtract(Stage):
                                         self.params.classifier_max_length, "auto")
 
     def process(self, batch: pa.Table) -> pa.Table:
-        from connectors.math.detect import math_marker_mask
+        from dataengine.connectors.math.detect import math_marker_mask
 
         column = batch.column("html")
         marked = math_marker_mask(column)

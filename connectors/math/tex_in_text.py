@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from connectors.math.equations import EquationSink
+from dataengine.connectors.math.equations import EquationSink
 
 _ENVIRONMENTS = r"(?:equation|align|alignat|gather|multline|eqnarray|displaymath|math|flalign)\*?"
 # One alternation scanned left to right: the outermost delimiter wins, so an environment

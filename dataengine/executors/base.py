@@ -30,7 +30,7 @@ from dataengine.pipeline import (
     validate_reader,
 )
 from dataengine.stage import Stage, StageStats, run_stage_safely
-from warehouse.lake import META_SCHEMA, Warehouse, WarehouseConfig, _qualify
+from dataengine.warehouse.lake import META_SCHEMA, Warehouse, WarehouseConfig, _qualify
 
 SOURCE_STATS_KEY = "(source)"
 

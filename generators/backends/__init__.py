@@ -1,9 +1,9 @@
-"""LLM backends behind one interface; see :mod:`generators.backends.base`."""
+"""LLM backends behind one interface; see :mod:`dataengine.generators.backends.base`."""
 
 from __future__ import annotations
 
 from dataengine.errors import PipelineConfigError
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, SamplingParams
 
 BACKENDS = ("transformers", "http", "vllm")
 
@@ -20,17 +20,17 @@ def make_backend(kind: str, model: str | None = None, **options) -> Backend:
 
 def _make(kind: str, model: str | None, **options) -> Backend:
     if kind == "transformers":
-        from generators.backends.transformers_backend import TransformersBackend
+        from dataengine.generators.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(model or "smollm2", **options)
     if kind == "http":
-        from generators.backends.http_backend import HttpBackend
+        from dataengine.generators.backends.http_backend import HttpBackend
 
         if not model:
             raise PipelineConfigError("the http backend needs --model: the name the server serves")
         return HttpBackend(model, **options)
     if kind == "vllm":
-        from generators.backends.vllm_backend import VllmBackend
+        from dataengine.generators.backends.vllm_backend import VllmBackend
 
         return VllmBackend(model or "HuggingFaceTB/SmolLM2-135M-Instruct", **options)
     raise PipelineConfigError(f"unknown backend {kind!r}: use {', '.join(BACKENDS)}")

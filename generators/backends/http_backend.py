@@ -15,7 +15,7 @@ import random
 import time
 from typing import Sequence
 
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -153,7 +153,7 @@ def _load_counting_tokenizer(spec: str):
 
         tok = AutoTokenizer.from_pretrained(spec)
         return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
-    from warehouse.tokenizers import load_tokenizer
+    from dataengine.warehouse.tokenizers import load_tokenizer
 
     loaded = load_tokenizer(spec)
     return lambda text: len(loaded.encode_batch([text])[0])

@@ -13,8 +13,8 @@ import time
 from typing import Sequence
 
 from dataengine.errors import StageError
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
-from generators.backends.models import DEFAULT_MODEL, resolve_model
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
+from dataengine.generators.backends.models import DEFAULT_MODEL, resolve_model
 
 
 class TransformersBackend(Backend):

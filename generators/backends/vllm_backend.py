@@ -11,8 +11,8 @@ import time
 from typing import Sequence
 
 from dataengine.errors import StageError
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
-from generators.backends.models import resolve_model
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
+from dataengine.generators.backends.models import resolve_model
 
 
 class VllmBackend(Backend):

@@ -34,7 +34,7 @@ class PromptTemplate:
 
 @lru_cache(maxsize=None)
 def load_prompt(recipe: str, name: str, version: str = "v1") -> PromptTemplate:
-    path = resources.files("generators.prompts") / recipe / f"{name}.{version}.txt"
+    path = resources.files("dataengine.generators.prompts") / recipe / f"{name}.{version}.txt"
     if not path.is_file():
         raise PipelineConfigError(f"no prompt {recipe}/{name} version {version} (looked for {path})")
     return parse_prompt_file(path.read_text(encoding="utf-8"), recipe)
@@ -57,5 +57,5 @@ def parse_prompt_file(raw: str, recipe: str) -> PromptTemplate:
 
 
 def available_prompts(recipe: str) -> list[str]:
-    folder = resources.files("generators.prompts") / recipe
+    folder = resources.files("dataengine.generators.prompts") / recipe
     return sorted(p.name[: -len(".txt")] for p in folder.iterdir() if p.name.endswith(".txt"))

@@ -1,7 +1,7 @@
 """Synthetic-data recipes, each a Stage: nemotron_cc, mind, beyondweb."""
 
 RECIPES = {
-    "nemotron_cc": "generators.recipes.nemotron_cc",
-    "mind": "generators.recipes.mind",
-    "beyondweb": "generators.recipes.beyondweb",
+    "nemotron_cc": "dataengine.generators.recipes.nemotron_cc",
+    "mind": "dataengine.generators.recipes.mind",
+    "beyondweb": "dataengine.generators.recipes.beyondweb",
 }

@@ -20,10 +20,10 @@ import pyarrow as pa
 import xxhash
 from pydantic import Field
 
-from generators.backends import make_backend
-from generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
-from generators.cache import CachedBackend, RequestCache
-from generators.prompts import PromptTemplate, load_prompt
+from dataengine.generators.backends import make_backend
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
+from dataengine.generators.cache import CachedBackend, RequestCache
+from dataengine.generators.prompts import PromptTemplate, load_prompt
 from dataengine.stage import Stage, StageParams
 
 SYNTHETIC_SCHEMA = pa.schema(

@@ -14,10 +14,10 @@ import pyarrow as pa
 from pydantic import Field, field_validator
 
 from dataengine.registry import register_stage
-from generators.backends.base import GenerationResult
-from generators.chunking import join_segments, split_segments
-from generators.postprocess import clean_output, strip_prefixes, word_count
-from generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
+from dataengine.generators.backends.base import GenerationResult
+from dataengine.generators.chunking import join_segments, split_segments
+from dataengine.generators.postprocess import clean_output, strip_prefixes, word_count
+from dataengine.generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
 
 FORMATS = ("qa", "dialogue", "summary", "encyclopedic", "tutorial", "list")
 DEFAULT_MIX = {"qa": 1.0, "dialogue": 1.0, "summary": 1.0, "encyclopedic": 1.0, "tutorial": 1.0, "list": 1.0}

@@ -1,9 +1,9 @@
 """MIND math dialogues (arXiv 2410.12881): seven conversation styles over ~500-token chunks.
 
 Each math document is cut into chunks of about ``chunk_tokens`` (whole lines, as in
-:mod:`generators.chunking`); each chunk is rewritten as a conversation in one or more of
+:mod:`dataengine.generators.chunking`); each chunk is rewritten as a conversation in one or more of
 the seven styles. Generations that are too short or are not dialogues are kept as rows
-with ``keep = false`` (:func:`generators.postprocess.mind_filter`). ``mix_raw`` puts the
+with ``keep = false`` (:func:`dataengine.generators.postprocess.mind_filter`). ``mix_raw`` puts the
 raw chunk before the conversation, which the paper found better than either alone.
 """
 
@@ -15,10 +15,10 @@ import pyarrow as pa
 from pydantic import Field
 
 from dataengine.registry import register_stage
-from generators.backends.base import GenerationResult
-from generators.chunking import split_segments
-from generators.postprocess import mind_filter, strip_prefixes
-from generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
+from dataengine.generators.backends.base import GenerationResult
+from dataengine.generators.chunking import split_segments
+from dataengine.generators.postprocess import mind_filter, strip_prefixes
+from dataengine.generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
 
 STYLES = (
     "two_professors",

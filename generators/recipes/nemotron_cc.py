@@ -17,10 +17,10 @@ import pyarrow as pa
 from pydantic import Field
 
 from dataengine.registry import register_stage
-from generators.backends.base import GenerationResult
-from generators.chunking import join_segments, split_segments
-from generators.postprocess import append_qa, clean_output, parse_qa_pairs, sample_qa_pairs, word_count
-from generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
+from dataengine.generators.backends.base import GenerationResult
+from dataengine.generators.chunking import join_segments, split_segments
+from dataengine.generators.postprocess import append_qa, clean_output, parse_qa_pairs, sample_qa_pairs, word_count
+from dataengine.generators.recipes.base import Job, Recipe, RecipeParams, UnitOutput
 
 LOW_QUALITY_PROMPTS = ("wikipedia",)
 HIGH_QUALITY_PROMPTS = ("diverse_qa", "distill", "extract_knowledge", "knowledge_list")
