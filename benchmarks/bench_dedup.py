@@ -47,8 +47,8 @@ def make_docs(n: int, dup_rate: float, seed: int = 0) -> list[dict]:
 
 
 def run_ours(jsonl: str, root: str, workers: int) -> dict:
-    from dataengine.executors import run_pipeline
-    from dataengine.pipeline import pipeline_from_dict
+    from dataengine.engine import run_pipeline
+    from dataengine.core.pipeline import pipeline_from_dict
     from dataengine.warehouse import Warehouse, init_warehouse
 
     init_warehouse(root)

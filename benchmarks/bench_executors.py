@@ -32,8 +32,8 @@ WARCS = sorted(str(p) for p in (ROOT / "tests" / "data" / "executors").glob("*.w
 
 def build_pages(wh_path: str, copies: int) -> int:
     """Ingest the WARCs and replicate the pages; returns the snapshot to read."""
-    from dataengine.executors import run_pipeline
-    from dataengine.pipeline import pipeline_from_dict
+    from dataengine.engine import run_pipeline
+    from dataengine.core.pipeline import pipeline_from_dict
     from dataengine.warehouse import Warehouse, init_warehouse
 
     shutil.rmtree(wh_path, ignore_errors=True)
@@ -48,7 +48,7 @@ def build_pages(wh_path: str, copies: int) -> int:
 
 
 def pipeline(version: int, shards: int, table: str):
-    from dataengine.pipeline import pipeline_from_dict
+    from dataengine.core.pipeline import pipeline_from_dict
 
     return pipeline_from_dict(
         {
@@ -65,8 +65,8 @@ def start_dask(workers: int):
     """The LocalCluster exactly as `--executor dask` starts it."""
     from contextlib import ExitStack
 
-    from dataengine.executors.dask_executor import dask_client
-    from dataengine.pipeline import ExecutorConfig
+    from dataengine.engine.dask_executor import dask_client
+    from dataengine.core.pipeline import ExecutorConfig
 
     stack = ExitStack()
     client = stack.enter_context(dask_client(ExecutorConfig(kind="dask", workers=workers, threads=1)))
@@ -74,7 +74,7 @@ def start_dask(workers: int):
 
 
 def start_spark(workers: int):
-    from dataengine.executors.spark_executor import spark_session
+    from dataengine.engine.spark_executor import spark_session
 
     session = spark_session(workers=workers)
     return {"spark": session}, session.stop
@@ -107,7 +107,7 @@ def tree_cpu_seconds() -> float:
 
 
 def measure(kind: str, workers: int, wh_path: str, version: int, shards: int, repeats: int, rows: int) -> None:
-    from dataengine.executors import run_pipeline
+    from dataengine.engine import run_pipeline
     from dataengine.warehouse import Warehouse
 
     wh = Warehouse(wh_path)

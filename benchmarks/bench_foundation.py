@@ -53,7 +53,7 @@ def make_shards(folder: str, rows: int, shards: int) -> list[str]:
 def plain_loop(files: list[str], out_dir: str, batch_size: int) -> float:
     """The baseline: same shards, same reader, same stage, same Parquet output, no executor."""
     from dataengine.connectors.files import ParquetReader
-    from dataengine.builtin_stages import TextStats
+    from dataengine.filters.basic import TextStats
 
     stage = TextStats()
     reader = ParquetReader({"id_field": "id"})
@@ -71,8 +71,8 @@ def plain_loop(files: list[str], out_dir: str, batch_size: int) -> float:
 
 
 def executor_run(files: list[str], wh_path: str, workers: int, batch_size: int) -> float:
-    from dataengine.executors import run_pipeline
-    from dataengine.pipeline import pipeline_from_dict
+    from dataengine.engine import run_pipeline
+    from dataengine.core.pipeline import pipeline_from_dict
     from dataengine.warehouse import Warehouse, init_warehouse
 
     init_warehouse(wh_path)

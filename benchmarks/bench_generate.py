@@ -64,15 +64,15 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
 
-    from dataengine.registry import get_stage
+    from dataengine.core.registry import get_stage
     from dataengine.generators.backends import make_backend
-    from dataengine.generators.driver import run_generate
+    from dataengine.api.generation import run_generate
     from dataengine.warehouse import Warehouse, init_warehouse
 
     work = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     model = args.model
     if model == "tiny":
-        from dataengine.generators.tiny_model import build_tiny_chat_model
+        from dataengine.trainer.tiny_model import build_tiny_chat_model
 
         model = str(build_tiny_chat_model(work / "tiny"))
     options = {"batch_size": args.batch_size} if args.backend == "transformers" else {}

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
 
-from dataengine.executors import run_pipeline  # noqa: E402
-from dataengine.pipeline import pipeline_from_dict  # noqa: E402
+from dataengine.engine import run_pipeline  # noqa: E402
+from dataengine.core.pipeline import pipeline_from_dict  # noqa: E402
 from dataengine.filters.near_duplicates import near_duplicate_pairs, recall_precision  # noqa: E402
 from dataengine.warehouse import Warehouse, init_warehouse  # noqa: E402
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import re
 
-from dataengine.errors import PipelineConfigError
-from dataengine.reader import open_input
+from dataengine.core.errors import PipelineConfigError
+from dataengine.core.reader import open_input
 
 DEFAULT_MIRROR = "https://data.commoncrawl.org/"
 _CRAWL = re.compile(r"^CC-MAIN-\d{4}-\d{2}$")

@@ -29,8 +29,8 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.registry import register_stage
-from dataengine.stage import Stage, StageParams
+from dataengine.connectors.extractors import TooDeep
+from dataengine.core.stage import Stage, StageParams
 
 _HTML_MIME = re.compile(r"html|xml", re.I)
 _SPACES = re.compile(r"\s+")
@@ -123,7 +123,6 @@ class ExtractParams(StageParams):
     timeout_s: float = Field(10.0, ge=0, description="trafilatura: per-page time limit in seconds; 0 = none")
 
 
-@register_stage
 class Extract(Stage):
     """HTML -> main text + title, per page, with limits so one page can't stall a run."""
 
@@ -197,10 +196,6 @@ class Extract(Stage):
         title = _clean(title)
         text = text.strip() if text else None
         return (text, title, "ok") if text else (None, title, "empty")
-
-
-class TooDeep(Exception):
-    """The DOM is deeper than the stage allows."""
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.I | re.S)

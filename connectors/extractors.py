@@ -6,6 +6,10 @@ Each parses a page once and takes the title from the same tree it extracts from.
 from __future__ import annotations
 
 
+class TooDeep(Exception):
+    """The DOM is deeper than the stage allows."""
+
+
 class TrafilaturaExtractor:
     """trafilatura, run the way that scored best on news pages for its cost.
 
@@ -72,7 +76,6 @@ class ResiliparseExtractor:
     def __call__(self, html: str | bytes, url: str | None = None) -> tuple[str | None, str | None]:
         from resiliparse.parse.html import HTMLTree
 
-        from dataengine.connectors.extract import TooDeep
 
         if isinstance(html, bytes):
             html = html.decode("utf-8", "replace")

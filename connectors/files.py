@@ -11,9 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from dataengine.reader import Reader, ReaderOptions, open_input
-from dataengine.registry import register_reader
-from dataengine.schema import CORE_COLUMNS, DOCUMENT_SCHEMA, conform, make_doc_id
+from dataengine.core.reader import Reader, ReaderOptions, open_input
+from dataengine.core.schema import CORE_COLUMNS, DOCUMENT_SCHEMA, conform, make_doc_id
 
 
 class FileOptions(ReaderOptions):
@@ -77,7 +76,6 @@ def _records_to_table(records: list[dict], offsets: list[int], path: str, option
     return conform(table)
 
 
-@register_reader("jsonl")
 class JsonlReader(Reader):
     """One JSON object a line (optionally compressed); bad lines are counted and skipped."""
 
@@ -113,7 +111,6 @@ class JsonlReader(Reader):
             yield _records_to_table(records, offsets, path, self.options)
 
 
-@register_reader("parquet")
 class ParquetReader(Reader):
     """Parquet files with a text column; other columns pass through unchanged."""
 

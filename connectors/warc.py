@@ -12,20 +12,18 @@ gives the same ids wherever the file lives (local path, mirror or s3://).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
-from dataclasses import dataclass
 from typing import Iterator, Literal
 
 import pyarrow as pa
 from pydantic import Field
 
 from dataengine.connectors.charset import charset_from_content_type, decode_html
+from dataengine.connectors.warc_record import RawRecord
 from dataengine.connectors.http_payload import PayloadError, declared_length, decode_content
-from dataengine.reader import Reader, ReaderOptions
-from dataengine.registry import register_reader
-from dataengine.schema import CORE_COLUMNS, DOCUMENT_SCHEMA, conform, make_doc_id
+from dataengine.core.reader import Reader, ReaderOptions
+from dataengine.core.schema import CORE_COLUMNS, DOCUMENT_SCHEMA, conform, make_doc_id
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CRAWL_NAME = re.compile(r"(CC-MAIN-\d{4}-\d{2})")
@@ -58,19 +56,6 @@ class WarcOptions(ReaderOptions):
     batch_bytes: int = Field(16 * 2**20, ge=1, description="flush a batch once its HTML reaches this size")
 
 
-@dataclass
-class RawRecord:
-    """What both WARC libraries give us for one record, before any decision."""
-
-    record_id: str
-    record_type: str
-    url: str | None
-    date: dt.datetime | None
-    headers: dict | None  # HTTP headers (any mapping with .get), None if not HTTP
-    status: int | None
-    body: bytes
-    warc_truncated: bool
-    declared_payload: int | None  # payload bytes the WARC Content-Length promises
 
 
 def warc_file_name(path: str) -> str:
@@ -80,7 +65,6 @@ def warc_file_name(path: str) -> str:
     return path[idx:] if idx >= 0 else os.path.basename(path.rstrip("/"))
 
 
-@register_reader("warc")
 class WarcReader(Reader):
     """WARC (.warc, .warc.gz, WARC/1.0, 1.1, 0.18) and ARC (.arc, .arc.gz), local or fsspec URL."""
 

@@ -1,6 +1,6 @@
 """Record iteration over fastwarc, with warcio taking over where fastwarc gives up.
 
-Both backends yield :class:`dataengine.connectors.warc.RawRecord`; every decision about a record
+Both backends yield :class:`dataengine.connectors.warc_record.RawRecord`; every decision about a record
 (type, MIME, truncation, charset) is made once, in the reader, whatever the backend.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator
 
-from dataengine.connectors.warc import RawRecord
+from dataengine.connectors.warc_record import RawRecord
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from dataengine.warehouse import Warehouse, init_warehouse
 
 out = Console()
@@ -28,7 +28,7 @@ def _step(title: str) -> None:
 
 
 def _show(wh: Warehouse, query: str) -> None:
-    from dataengine.cli_common import _print_arrow
+    from dataengine.cli.common import _print_arrow
 
     out.print(f"[dim]dataengine sql[/dim] [bold]{query}[/bold]")
     _print_arrow(wh.sql(query), limit=10)
@@ -112,14 +112,14 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
     _demo_train(wh)
 
     _step("8. generate: Nemotron-CC rephrasing routed by a quality column, with full provenance")
-    from dataengine.generators.demo_step import demo_generate
+    from dataengine.demo_generate import demo_generate
 
     demo_generate(wh, _show)
     out.print(f"[bold green]demo finished in {time.time() - start:.1f}s[/bold green]; warehouse at {wh.config.root}")
 
 
 def _demo_blend(wh: Warehouse) -> None:
-    from dataengine.cli_blend import _version_table
+    from dataengine.cli.blend import _version_table
     from dataengine.warehouse.blends import Blends
 
     blends = Blends(wh)
@@ -143,7 +143,7 @@ def _demo_train(wh: Warehouse) -> None:
     """~150 steps of the `tiny` preset on one core: validation loss falls well below the unigram baseline."""
     import datetime as dt
 
-    from dataengine.errors import DataEngineError
+    from dataengine.core.errors import DataEngineError
     from dataengine.trainer.config import load_config
     from dataengine.trainer.data import load_manifest
     from dataengine.trainer.loop import train
@@ -194,6 +194,6 @@ def _demo_heuristics(wh: Warehouse, progress: bool) -> None:
 
 
 def _report(result) -> None:
-    from dataengine.cli import _report_run
+    from dataengine.cli.app import _report_run
 
     _report_run(result)

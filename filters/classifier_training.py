@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from dataengine.errors import DataEngineError
-from dataengine.filters.classifier_models import LABEL_PREFIX, FastTextScorer
-from dataengine.warehouse.models import ModelRecord, register_model, validate_model_name
+from dataengine.core.errors import DataEngineError
+from dataengine.core.classifier_models import LABEL_PREFIX, FastTextScorer
+from dataengine.core.models import ModelRecord, validate_model_name
 
 _WS = re.compile(r"\s+")
 
@@ -149,8 +149,7 @@ def train_fasttext_classifier(
         )
         import json
 
-        return register_model(
-            wh,
+        return wh.register_model(
             name,
             model_file,
             kind="fasttext",

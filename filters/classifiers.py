@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator
 
-from dataengine.errors import StageError
-from dataengine.registry import register_stage
-from dataengine.schema import annotation_column
-from dataengine.stage import Stage, StageParams
-from dataengine.filters.classifier_models import FastTextScorer, HFScorer, check_label, inspect_model
+from dataengine.core.errors import StageError
+from dataengine.core.schema import annotation_column
+from dataengine.core.stage import Stage, StageParams
+from dataengine.core.models import is_model_reference
+from dataengine.core.classifier_models import FastTextScorer, HFScorer, check_label, inspect_model
 
 
 class ClassifierSpec(StageParams):
@@ -64,7 +64,6 @@ def _file_identity(path: str) -> str:
     return f"{os.path.abspath(path)}:{st.st_size}:{int(st.st_mtime)}"
 
 
-@register_stage
 class Classifiers(Stage):
     """Score texts with fastText / Hugging Face classifiers (one ``<name>_score`` column each)."""
 
@@ -79,7 +78,6 @@ class Classifiers(Stage):
         batch_size: int = Field(32, ge=1, description="HF models: texts per forward pass")
         max_length: int = Field(512, ge=8, description="HF models: tokens per text")
         device: str = Field("auto", description="HF models: auto (GPU when present), cpu, cuda")
-        warehouse: str | None = Field(None, description="warehouse for NAME references (default: the run's)")
 
         @field_validator("classifiers")
         @classmethod
@@ -95,10 +93,6 @@ class Classifiers(Stage):
         for spec in self.params.classifiers:
             if not _is_reference(spec.model):
                 self._resolved[spec.name] = self._resolve_path(spec, spec.model, spec.label, _file_identity_safe(spec.model))
-        if self.params.warehouse and self._unresolved():
-            from dataengine.warehouse import Warehouse
-
-            self.bind_warehouse(Warehouse(self.params.warehouse))
 
     # -- resolution (before any work) -------------------------------------------------
     def _resolve_path(self, spec: ClassifierSpec, path: str, label: str | None, identity: str) -> ResolvedClassifier:
@@ -111,11 +105,9 @@ class Classifiers(Stage):
 
     def bind_warehouse(self, warehouse) -> None:
         """Resolve ``NAME[@VERSION]`` models against the run's warehouse (called when planning)."""
-        from dataengine.warehouse.models import resolve_model
-
         for spec in self._unresolved():
             try:
-                record = resolve_model(warehouse, spec.model)
+                record = warehouse.resolve_model(spec.model)
             except Exception as exc:  # noqa: BLE001 - one clear line naming the classifier
                 raise StageError(f"classifier {spec.name!r}: {exc}") from None
             label = spec.label or record.metrics.get("positive_label") or (record.labels[0] if record.labels else None)
@@ -126,15 +118,9 @@ class Classifiers(Stage):
         missing = self._unresolved()
         if not missing:
             return
-        root = self.params.warehouse or os.environ.get("DATAENGINE_WAREHOUSE")
-        if root:
-            from dataengine.warehouse import Warehouse
-
-            self.bind_warehouse(Warehouse(root))
-            return
         raise StageError(
             f"classifier model(s) {', '.join(s.model for s in missing)} name warehouse models, but the stage "
-            "has no warehouse: run it through a pipeline, or set params.warehouse"
+            "has no warehouse: run it through a pipeline, or call bind_warehouse(dataengine.open_warehouse(PATH))"
         )
 
     # -- stage interface -------------------------------------------------------------
@@ -191,8 +177,6 @@ class Classifiers(Stage):
 
 
 def _is_reference(model: str) -> bool:
-    from dataengine.warehouse.models import is_model_reference
-
     return is_model_reference(model)
 
 

@@ -25,10 +25,9 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dataengine.errors import StageError
-from dataengine.global_stage import ROW_COL, SHARD_COL, GlobalStage, _ident
-from dataengine.registry import register_stage
-from dataengine.stage import StageParams
+from dataengine.core.errors import StageError
+from dataengine.core.global_stage import ROW_COL, SHARD_COL, GlobalStage, quote_ident
+from dataengine.core.stage import StageParams
 
 PRESETS = {
     # FineWeb: 14 bands x 8 rows = 112 hashes over word 5-grams
@@ -70,7 +69,6 @@ class FuzzyParams(StageParams):
         return raw
 
 
-@register_stage
 class FuzzyDedup(GlobalStage):
     name = "fuzzy_dedup"
     version = "1"
@@ -141,8 +139,8 @@ class FuzzyDedup(GlobalStage):
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE fz_buckets AS
                 SELECT n.node, b.band, b.h FROM (
-                    SELECT {SHARD_COL}, {ROW_COL}, unnest({_ident(self._bands_col)}) AS h,
-                           generate_subscripts({_ident(self._bands_col)}, 1) AS band
+                    SELECT {SHARD_COL}, {ROW_COL}, unnest({quote_ident(self._bands_col)}) AS h,
+                           generate_subscripts({quote_ident(self._bands_col)}, 1) AS band
                     FROM {rows}) b
                 JOIN fz_nodes n USING ({SHARD_COL}, {ROW_COL})"""
         )
@@ -156,7 +154,7 @@ class FuzzyDedup(GlobalStage):
         if p.jaccard_check:
             self._check_edges(con, rows)
         _components(con)
-        order = ", ".join(f"{_ident(c)} ASC NULLS LAST" for c in p.order_by)
+        order = ", ".join(f"{quote_ident(c)} ASC NULLS LAST" for c in p.order_by)
         prefix = p.prefix
         return f"""
             WITH labelled AS (
@@ -178,7 +176,7 @@ class FuzzyDedup(GlobalStage):
         if n_edges == 0:
             return
         texts = con.execute(
-            f"""SELECT n.node, r.{_ident(p.text_column)} AS text FROM fz_nodes n
+            f"""SELECT n.node, r.{quote_ident(p.text_column)} AS text FROM fz_nodes n
                 JOIN {rows} r USING ({SHARD_COL}, {ROW_COL})
                 WHERE n.node IN (SELECT a FROM fz_edges UNION SELECT b FROM fz_edges)
                 ORDER BY n.node"""

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from dataengine.filters.text_utils import (
     TERMINAL_PUNCTUATION,
     TextFeatures,
-    _bool,
-    _lengths,
+    as_bool_array,
+    list_lengths,
     duplicate_stats,
     per_doc_count,
     per_doc_max,
@@ -60,7 +60,7 @@ def _line_ratio(f: TextFeatures, mask: np.ndarray, lines: np.ndarray | None = No
 def _starts_with_any(f: TextFeatures, prefixes) -> np.ndarray:
     mask = np.zeros(len(f.lines), dtype=bool)
     for p in prefixes:
-        mask |= _bool(pc.starts_with(f.lines_stripped, p))
+        mask |= as_bool_array(pc.starts_with(f.lines_stripped, p))
     return mask
 
 
@@ -121,7 +121,7 @@ def gopher_quality(f: TextFeatures, p) -> dict[str, np.ndarray]:
 def gopher_repetition(f: TextFeatures, p) -> dict[str, np.ndarray]:
     chars = f.chars
     para_dups, para_dup_chars = duplicate_stats(f.paragraphs, f.paragraph_parents, f.n)
-    nonempty = _lengths(f.lines) > 0  # Gopher splits lines on \n+ (whitespace-only lines count)
+    nonempty = list_lengths(f.lines) > 0  # Gopher splits lines on \n+ (whitespace-only lines count)
     lines = f.lines.filter(nonempty)
     line_parents = f.line_parents[nonempty]
     line_dups, line_dup_chars = duplicate_stats(lines, line_parents, f.n)
@@ -157,19 +157,19 @@ def c4_quality(f: TextFeatures, p) -> dict[str, np.ndarray]:
     if p.filter_no_terminal_punct:
         ends = np.zeros(len(line), dtype=bool)
         for s in TERMINAL_PUNCTUATION:
-            ends |= _bool(pc.ends_with(line, s))
-        keep &= ends & ~_bool(pc.ends_with(line, "..."))
+            ends |= as_bool_array(pc.ends_with(line, s))
+        keep &= ends & ~as_bool_array(pc.ends_with(line, "..."))
     if p.min_words_per_line is not None:
         keep &= f.line_token_count >= p.min_words_per_line
     lower = pc.utf8_lower(line)
-    lorem = _bool(pc.match_substring(lower, "lorem ipsum")) & keep if p.filter_lorem_ipsum else np.zeros(len(line), bool)
+    lorem = as_bool_array(pc.match_substring(lower, "lorem ipsum")) & keep if p.filter_lorem_ipsum else np.zeros(len(line), bool)
     if p.filter_javascript:
-        keep &= ~_bool(pc.match_substring(lower, "javascript"))
-    curly = _bool(pc.match_substring(line, "{")) & keep if p.filter_curly_bracket else np.zeros(len(line), bool)
+        keep &= ~as_bool_array(pc.match_substring(lower, "javascript"))
+    curly = as_bool_array(pc.match_substring(line, "{")) & keep if p.filter_curly_bracket else np.zeros(len(line), bool)
     if p.filter_policy:
         for phrase in POLICY_PHRASES:
-            keep &= ~_bool(pc.match_substring(lower, phrase))
-    keep &= _lengths(line) > 0
+            keep &= ~as_bool_array(pc.match_substring(lower, phrase))
+    keep &= list_lengths(line) > 0
     sentences = np.maximum(to_numpy(pc.count_substring_regex(line, SENTENCE_END_PATTERN)).astype(np.int64), 1)
     n_sent = per_doc_sum(np.where(keep, sentences, 0), f.line_parents, f.n).astype(np.int64)
     kept = per_doc_count(keep, f.line_parents, f.n)
@@ -195,7 +195,7 @@ def fineweb_quality(f: TextFeatures, p) -> dict[str, np.ndarray]:
     lines = f.lines
     ends = f.line_ends_with(tuple(p.stop_chars), stripped=False) if p.stop_chars else f.line_ends_with(TERMINAL_PUNCTUATION, stripped=False)
     punct = _line_ratio(f, ends, nonempty)
-    short = _line_ratio(f, _lengths(lines) <= p.short_line_length, nonempty)
+    short = _line_ratio(f, list_lengths(lines) <= p.short_line_length, nonempty)
     _, dup_chars = duplicate_stats(lines.filter(nonempty), f.line_parents[nonempty], f.n)
     char_dup = safe_ratio(dup_chars, f.chars - f.count("\n"))
     list_ratio = safe_ratio(f.count("\n"), f.token_count)
@@ -224,7 +224,7 @@ def common_rules(f: TextFeatures, p) -> dict[str, np.ndarray]:
     lines_lower = pc.utf8_lower(f.lines_stripped)
     boiler = np.zeros(len(f.lines), dtype=bool)
     for phrase in POLICY_PHRASES:
-        boiler |= _bool(pc.match_substring(lines_lower, phrase))
+        boiler |= as_bool_array(pc.match_substring(lines_lower, phrase))
     offsets = f._line_lists.offsets.to_numpy()
     has_lines = offsets[1:] > offsets[:-1]
     first = np.where(has_lines, boiler[np.minimum(offsets[:-1], max(len(boiler) - 1, 0))] if len(boiler) else False, False)
@@ -234,8 +234,8 @@ def common_rules(f: TextFeatures, p) -> dict[str, np.ndarray]:
     line_dups, line_dup_chars = duplicate_stats(f.lines.filter(nonempty), f.line_parents[nonempty], f.n)
     n_lines = per_doc_count(nonempty, f.line_parents, f.n)
     para_dups, para_dup_chars = duplicate_stats(f.paragraphs, f.paragraph_parents, f.n)
-    line_chars = per_doc_sum(_lengths(f.lines), f.line_parents, f.n)  # blank lines add no characters
-    para_chars = per_doc_sum(_lengths(f.paragraphs), f.paragraph_parents, f.n)
+    line_chars = per_doc_sum(list_lengths(f.lines), f.line_parents, f.n)  # blank lines add no characters
+    para_chars = per_doc_sum(list_lengths(f.paragraphs), f.paragraph_parents, f.n)
     values = {
         "non_alnum_ratio": safe_ratio(chars - alnum, chars),
         "symbol_word_ratio": safe_ratio(f.count("#") + f.count("...") + f.count("…"), tokens),

@@ -24,8 +24,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from dataengine.registry import register_stage
-from dataengine.stage import Stage, StageParams
+from dataengine.core.stage import Stage, StageParams
 from dataengine.filters import heuristic_rules as rules
 from dataengine.filters.text_utils import TextFeatures
 
@@ -100,7 +99,6 @@ def set_columns(batch: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
 
 # -- the rule families -----------------------------------------------------------------
 
-@register_stage
 class GopherQuality(_HeuristicStage):
     """Gopher's quality rules: length, word length, symbols, bullets, ellipses, alpha words, stop words."""
 
@@ -131,7 +129,6 @@ GOPHER_TOP_NGRAMS = {2: 0.20, 3: 0.18, 4: 0.16}
 GOPHER_DUP_NGRAMS = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
-@register_stage
 class GopherRepetition(_HeuristicStage):
     """Gopher's repetition rules: duplicate lines/paragraphs, top and duplicate n-grams."""
 
@@ -152,7 +149,6 @@ class GopherRepetition(_HeuristicStage):
         _ngrams = field_validator("top_n_grams", "dup_n_grams", mode="before")(classmethod(lambda cls, v: _ngram_dict(v)))
 
 
-@register_stage
 class C4Quality(_HeuristicStage):
     """C4's line rules: which lines C4 would keep, the sentence count, lorem ipsum and ``{``."""
 
@@ -174,7 +170,6 @@ class C4Quality(_HeuristicStage):
         filter_policy: bool = True
 
 
-@register_stage
 class FineWebQuality(_HeuristicStage):
     """FineWeb's rules: lines ending in punctuation, short lines, duplicated line chars, list-likeness."""
 
@@ -194,7 +189,6 @@ class FineWebQuality(_HeuristicStage):
         new_line_ratio: float | None = 0.3
 
 
-@register_stage
 class CommonRules(_HeuristicStage):
     """The common ratio rules (NeMo Curator's English cascade, as used for Nemotron-CC)."""
 
@@ -257,7 +251,6 @@ def preset_pass_column(preset: str) -> str:
     return "heuristics_" + preset.replace("-", "_") + "_pass"
 
 
-@register_stage
 class Heuristics(Stage):
     """Several presets in one stage: the text is split into lines and words once, for all rules."""
 

@@ -20,9 +20,8 @@ from importlib import resources
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.errors import StageError
-from dataengine.registry import register_stage
-from dataengine.stage import Stage, StageParams
+from dataengine.core.errors import StageError
+from dataengine.core.stage import Stage, StageParams
 
 LID176 = "lid.176.ftz"
 
@@ -50,7 +49,6 @@ class LangidParams(StageParams):
     confirm_chars: int = Field(500, ge=16, description="characters py3langid looks at (it is ~20x slower per byte)")
 
 
-@register_stage
 class LangId(Stage):
     """fastText language id (lid.176 + py3langid second opinion, or a model you give)."""
 

@@ -26,11 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, field_validator, model_validator
 
-from dataengine.errors import DataEngineError, StageError
-from dataengine.registry import register_stage
-from dataengine.schema import annotation_column
-from dataengine.stage import Stage, StageParams
-from dataengine.warehouse.lake import META_SCHEMA, _qualify
+from dataengine.core.errors import DataEngineError, StageError
+from dataengine.core.schema import annotation_column
+from dataengine.core.stage import Stage, StageParams
+from dataengine.core.schema import META_SCHEMA
 
 THRESHOLDS_TABLE = f"{META_SCHEMA}.quality_thresholds"
 PERCENTILES = tuple(round(0.05 * i, 2) for i in range(1, 20))
@@ -88,13 +87,13 @@ def weighted_percentiles_sql(source: str, score: str, weight: str) -> str:
         GROUP BY q.i ORDER BY q.i"""
 
 
-def _source_clause(table: str, snapshot: int, sample_percent: float | None, seed: int) -> str:
+def _source_clause(qualified_table: str, snapshot: int, sample_percent: float | None, seed: int) -> str:
     """The snapshot, or a sample of it chosen by a hash of the id.
 
     Hashing ids (not ``USING SAMPLE``) makes the sample independent of DuckDB's threads
     and keeps the same documents in the sample of a later snapshot.
     """
-    src = f"{_qualify(table)} AT (VERSION => {int(snapshot)})"
+    src = f"{qualified_table} AT (VERSION => {int(snapshot)})"
     if sample_percent is not None and sample_percent < 100:
         if not 0 < sample_percent:
             raise DataEngineError(f"--sample must be a percentage in (0, 100], not {sample_percent}")
@@ -119,16 +118,16 @@ def fit_thresholds(
     rows = []
     now = dt.datetime.now(dt.timezone.utc)
     with wh.connect(read_only=True) as con:  # one connection for every read of the fit
-        if not wh._table_exists(con, table):
+        if not wh.has_table(con, table):
             raise DataEngineError(f"table {table!r} does not exist in the warehouse")
-        snapshot = int(version) if version is not None else wh._snapshot_id(con)
-        at = f"{_qualify(table)} AT (VERSION => {snapshot})"
+        snapshot = int(version) if version is not None else wh.snapshot_of(con)
+        at = f"{wh.qualify(table)} AT (VERSION => {snapshot})"
         columns = [d[0] for d in con.execute(f"SELECT * FROM {at} LIMIT 0").description]
         weight = weight or ("text_tokens" if "text_tokens" in columns else DEFAULT_WEIGHT)
-        source = _source_clause(table, snapshot, sample_percent, seed)
+        source = _source_clause(wh.qualify(table), snapshot, sample_percent, seed)
         fit_id = 1
-        if wh._table_exists(con, THRESHOLDS_TABLE):
-            fit_id = con.execute(f"SELECT coalesce(max(fit_id), 0) + 1 FROM {_qualify(THRESHOLDS_TABLE)}").fetchone()[0]
+        if wh.has_table(con, THRESHOLDS_TABLE):
+            fit_id = con.execute(f"SELECT coalesce(max(fit_id), 0) + 1 FROM {wh.qualify(THRESHOLDS_TABLE)}").fetchone()[0]
         for name in classifiers:
             col = score_column(name)
             if col not in columns:
@@ -197,7 +196,6 @@ def level_names(levels: dict[str, int]) -> list[str]:
     return out
 
 
-@register_stage
 class QualityEnsemble(Stage):
     """Classifier scores -> per-classifier buckets, ensemble bucket (max) and quality level."""
 
@@ -212,7 +210,6 @@ class QualityEnsemble(Stage):
         thresholds: dict[str, list[float]] | None = Field(None, description="explicit thresholds (skip the warehouse)")
         levels: dict[str, int] = Field(dict(DEFAULT_LEVELS), description="level -> lowest bucket")
         prefix: str = Field("quality", description="writes <prefix>_bucket and <prefix>_level")
-        warehouse: str | None = None
 
         @field_validator("levels")
         @classmethod
@@ -234,10 +231,6 @@ class QualityEnsemble(Stage):
         super().__init__(params)
         self._thresholds: dict[str, list[float]] = dict(self.params.thresholds or {})
         self._fits: dict[str, int] = {}
-        if self.params.warehouse and self._missing():
-            from dataengine.warehouse import Warehouse
-
-            self.bind_warehouse(Warehouse(self.params.warehouse))
 
     def _missing(self) -> list[str]:
         return [c for c in self.params.classifiers if c not in self._thresholds]
@@ -281,7 +274,7 @@ class QualityEnsemble(Stage):
         if self._missing():
             raise StageError(
                 f"quality_ensemble: no thresholds for {self._missing()}: run it through a pipeline "
-                "(which reads the warehouse), or give params.thresholds / params.warehouse"
+                "(which reads the warehouse), give params.thresholds, or call bind_warehouse(warehouse)"
             )
         self._level_of = np.array(level_names(self.params.levels), dtype=object)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 from dataengine.filters.quality import DEFAULT_WEIGHT
 
 #: column -> readable name, for the signals a user selects on most

@@ -138,11 +138,11 @@ def to_numpy(array) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
-def _bool(array) -> np.ndarray:
+def as_bool_array(array) -> np.ndarray:
     return to_numpy(pc.fill_null(array, False)).astype(bool)
 
 
-def _lengths(array) -> np.ndarray:
+def list_lengths(array) -> np.ndarray:
     return to_numpy(pc.fill_null(pc.utf8_length(array), 0)).astype(np.int64)
 
 
@@ -154,7 +154,7 @@ def duplicate_stats(items: pa.Array, parents: np.ndarray, n_docs: int) -> tuple[
         return np.zeros(n_docs, np.int64), np.zeros(n_docs)
     codes = to_numpy(pc.dictionary_encode(items).indices).astype(np.int64)
     dup = duplicate_items(codes, parents)
-    return per_doc_count(dup, parents, n_docs), per_doc_sum(np.where(dup, _lengths(items), 0), parents, n_docs)
+    return per_doc_count(dup, parents, n_docs), per_doc_sum(np.where(dup, list_lengths(items), 0), parents, n_docs)
 
 
 # -- the shared, lazily computed view of a batch ------------------------------------------
@@ -187,7 +187,7 @@ class TextFeatures:
 
     @cached_property
     def chars(self) -> np.ndarray:
-        return _lengths(self.text)
+        return list_lengths(self.text)
 
     # lines -----------------------------------------------------------------------
     @cached_property
@@ -213,16 +213,16 @@ class TextFeatures:
 
     @cached_property
     def line_nonempty(self) -> np.ndarray:
-        return _lengths(self.lines_stripped) > 0
+        return list_lengths(self.lines_stripped) > 0
 
     def lines_matching(self, pattern: str, stripped: bool = True) -> np.ndarray:
-        return _bool(pc.match_substring_regex(self.lines_stripped if stripped else self.lines, pattern))
+        return as_bool_array(pc.match_substring_regex(self.lines_stripped if stripped else self.lines, pattern))
 
     def line_ends_with(self, suffixes: tuple[str, ...], stripped: bool = True) -> np.ndarray:
         source = self.lines_stripped if stripped else self.lines
         mask = np.zeros(len(source), dtype=bool)
         for s in suffixes:
-            mask |= _bool(pc.ends_with(source, s))
+            mask |= as_bool_array(pc.ends_with(source, s))
         return mask
 
     # words -----------------------------------------------------------------------
@@ -274,7 +274,7 @@ class TextFeatures:
 
     @cached_property
     def token_is_word(self) -> np.ndarray:
-        return _lengths(self.token_cores) > 0
+        return list_lengths(self.token_cores) > 0
 
     @cached_property
     def word_count(self) -> np.ndarray:
@@ -284,11 +284,11 @@ class TextFeatures:
     @cached_property
     def word_lengths(self) -> np.ndarray:
         """Characters of each word's core (0 for symbol-only tokens)."""
-        return _lengths(self.token_cores)
+        return list_lengths(self.token_cores)
 
     @cached_property
     def token_has_letter(self) -> np.ndarray:
-        return _bool(pc.match_substring_regex(self.tokens, r"\p{L}"))
+        return as_bool_array(pc.match_substring_regex(self.tokens, r"\p{L}"))
 
     @cached_property
     def words_lower(self) -> pa.Array:
@@ -367,5 +367,5 @@ class TextFeatures:
 
         Give run patterns (``x+``): one replacement per run is much cheaper than per character.
         """
-        rest = _lengths(pc.replace_substring_regex(self.text, pattern, ""))
+        rest = list_lengths(pc.replace_substring_regex(self.text, pattern, ""))
         return self.chars - rest

@@ -16,9 +16,8 @@ import pyarrow as pa
 import xxhash
 from pydantic import Field
 
-from dataengine.global_stage import ROW_COL, SHARD_COL, GlobalStage, _ident
-from dataengine.registry import register_stage
-from dataengine.stage import StageParams
+from dataengine.core.global_stage import ROW_COL, SHARD_COL, GlobalStage, quote_ident
+from dataengine.core.stage import StageParams
 
 TRACKING = re.compile(
     r"^(utm_[a-z0-9_]+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|mc_cid|mc_eid|yclid|_ga|_gl|igshid|ref_src|spm)$", re.I
@@ -53,7 +52,6 @@ def normalise_url(url: str | None, merge_schemes: bool = True) -> str | None:
     return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
-@register_stage
 class UrlDedup(GlobalStage):
     name = "url_dedup"
     version = "1"
@@ -100,8 +98,8 @@ class UrlDedup(GlobalStage):
 
     def reduce_sql(self, rows: str) -> str:
         p = self.params.prefix
-        key = _ident(f"{p}_cluster")
-        order = ", ".join(f"{_ident(c)} ASC NULLS LAST" for c in self.params.order_by)
+        key = quote_ident(f"{p}_cluster")
+        order = ", ".join(f"{quote_ident(c)} ASC NULLS LAST" for c in self.params.order_by)
         return f"""
             SELECT {SHARD_COL}, {ROW_COL},
                    CASE WHEN {key} IS NULL THEN 1 ELSE count(*) OVER (PARTITION BY {key}) END AS {p}_cluster_size,

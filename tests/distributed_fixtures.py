@@ -28,8 +28,8 @@ def dask_client():
     if _dask_client is None:
         from contextlib import ExitStack
 
-        from dataengine.executors.dask_executor import dask_client as start
-        from dataengine.pipeline import ExecutorConfig
+        from dataengine.engine.dask_executor import dask_client as start
+        from dataengine.core.pipeline import ExecutorConfig
 
         stack = ExitStack()
         _dask_client = stack.enter_context(start(ExecutorConfig(kind="dask", workers=2, threads=1)))
@@ -41,7 +41,7 @@ def spark_session():
     """A real Spark local[2] session (task retries on) shared by every test."""
     global _spark
     if _spark is None:
-        from dataengine.executors.spark_executor import spark_session as start
+        from dataengine.engine.spark_executor import spark_session as start
 
         _spark = start(workers=2, retries=3)
         atexit.register(_spark.stop)

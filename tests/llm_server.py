@@ -148,7 +148,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     """A tiny random Llama chat model + BPE tokenizer, built once per test session."""
-    from dataengine.generators.tiny_model import build_tiny_chat_model
+    from dataengine.trainer.tiny_model import build_tiny_chat_model
 
     return str(build_tiny_chat_model(tmp_path_factory.mktemp("tiny-llm") / "model", vocab_size=1024))
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import run_cli
-from dataengine.errors import StageError
+from dataengine.core.errors import StageError
 from dataengine.filters.classifiers import Classifiers
 from dataengine.warehouse import Warehouse
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from distributed_fixtures import build_versioned_table, dask_client, first_difference, sorted_rows
 from dataengine.warehouse.distributed import dask_snapshot
 
@@ -122,10 +122,10 @@ def test_cli_runs_on_dask_and_dry_run_prints_the_plan(wh, corpus_files, tmp_path
 
 def test_run_stopped_after_the_global_map_resumes_from_the_reduce_on_rerun(wh, corpus_files, client):
     """The driver dies between segments: the re-run redoes nothing that was done."""
-    from dataengine.errors import DataEngineError
-    from dataengine.executors.base import plan_run
-    from dataengine.executors.dask_executor import run_shards_on_dask
-    from dataengine.executors.driver import execute_plan
+    from dataengine.core.errors import DataEngineError
+    from dataengine.engine.base import plan_run
+    from dataengine.engine.dask_executor import run_shards_on_dask
+    from dataengine.engine.driver import execute_plan
 
     spec = {
         "name": "resume",
@@ -161,7 +161,7 @@ def test_run_stopped_after_the_global_map_resumes_from_the_reduce_on_rerun(wh, c
 
 
 def test_gpu_flag_without_rapids_fails_with_a_clear_error(wh, corpus_files):
-    from dataengine.errors import DataEngineError
+    from dataengine.core.errors import DataEngineError
 
     pipeline = pipeline_from_dict(
         {"source": {"files": [str(corpus_files[0])], "format": "jsonl"}, "stages": ["text_stats"], "output": {"table": "g"}}
@@ -174,10 +174,10 @@ def test_gpu_flag_without_rapids_fails_with_a_clear_error(wh, corpus_files):
 def test_only_stages_with_a_gpu_path_get_cudf_batches():
     import pyarrow as pa
 
-    from dataengine.builtin_stages import TextStats
-    from dataengine.errors import DataEngineError
-    from dataengine.exact_dedup import ExactDedup
-    from dataengine.executors.gpu import GpuBatches, gpu_stages
+    from dataengine.filters.basic import TextStats
+    from dataengine.core.errors import DataEngineError
+    from dataengine.filters.exact_dedup import ExactDedup
+    from dataengine.engine.gpu import GpuBatches, gpu_stages
 
     class UpperGpu(TextStats):
         def process_gpu(self, frame):  # cuDF path; the Arrow `process` stays the CPU reference

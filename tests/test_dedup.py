@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 
 from conftest import demo_records, run_cli
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from dataengine.filters.near_duplicates import edit_words, near_duplicate_pairs, recall_precision
 from dataengine.filters.shingles import jaccard, shingle_hashes, shingle_sets
 from dataengine.filters.url_dedup import normalise_url
@@ -165,7 +165,7 @@ def test_dedup_report_cli(dolma_twice):
 
 
 def test_exact_dedup_normalisation_levels():
-    from dataengine.exact_dedup import ExactDedup
+    from dataengine.filters.exact_dedup import ExactDedup
 
     texts = ["Hello,  World 2024!", "hello world 2024!", "Hello, World 1999.", "Hello,  World 2024!"]
     batch = pa.table({"id": ["a", "b", "c", "d"], "text": texts})
@@ -185,7 +185,7 @@ def test_exact_dedup_normalisation_levels():
 def test_gpu_flag_selects_the_cupy_path_and_fails_clearly_without_one(dolma_twice):
     """`--gpu` turns on every stage's own GPU path; without CuPy/CUDA the run stops before any
     work with a message saying what to install, and writes nothing."""
-    from dataengine.pipeline import build_stages
+    from dataengine.core.pipeline import build_stages
 
     raw = {"source": {"table": "raw"}, "stages": ["fuzzy_dedup", "exact_dedup"], "output": {"table": "raw"}}
     cpu, gpu = pipeline_from_dict(raw), pipeline_from_dict({**raw, "executor": {"gpu": True}})

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_dup_corpus
 from dataengine.warehouse import Warehouse, init_warehouse
 

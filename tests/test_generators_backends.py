@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from dataengine.errors import DataEngineError, StageError
+from dataengine.core.errors import DataEngineError, StageError
 from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import GenerationRequest, SamplingParams
 from dataengine.generators.backends.models import resolve_model
@@ -72,7 +72,7 @@ def test_vllm_backend_is_lazy_and_says_what_is_missing():
 def test_gguf_loading_path_gives_the_same_model(tiny_model_dir, tmp_path):  # noqa: F811
     """The path SmolLM2 takes (a .gguf inside a folder, de-quantised by transformers + gguf),
     on a tiny GGUF written from the tiny model: same tokens, same chat template, same text."""
-    from dataengine.generators.tiny_model import export_gguf
+    from dataengine.trainer.tiny_model import export_gguf
 
     gguf_file = export_gguf(tiny_model_dir, tmp_path / "tiny.gguf")
     from_gguf = make_backend("transformers", str(tmp_path))  # a folder holding one .gguf

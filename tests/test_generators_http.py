@@ -8,10 +8,10 @@ import pyarrow as pa
 import pytest
 
 from conftest import run_cli
-from dataengine.registry import get_stage
+from dataengine.core.registry import get_stage
 from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import GenerationRequest, SamplingParams
-from dataengine.generators.driver import default_cache_path, run_generate
+from dataengine.api.generation import default_cache_path, run_generate
 from llm_server import llm_server, tiny_model_dir  # noqa: F401  (fixtures)
 
 SP = SamplingParams(max_tokens=6, temperature=0)

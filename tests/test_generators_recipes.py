@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 
 from conftest import run_cli
-from dataengine.registry import get_stage
+from dataengine.core.registry import get_stage
 from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import GenerationRequest, SamplingParams
 from dataengine.generators.cache import RequestCache
-from dataengine.generators.driver import default_cache_path, run_generate
+from dataengine.api.generation import default_cache_path, run_generate
 from dataengine.generators.recipes.base import SYNTHETIC_SCHEMA
 from llm_server import tiny_model_dir  # noqa: F401  (fixture)
 

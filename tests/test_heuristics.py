@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dataengine.errors import PipelineConfigError
+from dataengine.core.errors import PipelineConfigError
 from dataengine.filters.heuristics import C4Quality, CommonRules, FineWebQuality, GopherQuality, GopherRepetition, Heuristics
 from dataengine.filters.repetition import NgramRepetition
 from dataengine.filters.text_utils import TextFeatures, segmenter
@@ -195,8 +195,8 @@ def test_real_articles_pass_more_often_than_boilerplate():
 
 
 def test_heuristics_in_a_pipeline_store_columns_and_thresholds(wh):
-    from dataengine.executors import run_pipeline
-    from dataengine.pipeline import pipeline_from_dict
+    from dataengine.engine import run_pipeline
+    from dataengine.core.pipeline import pipeline_from_dict
 
     docs = pa.table({"id": ["a", "b", "c"], "text": [CLEAN_ARTICLE, REPEATED_LINES, JAPANESE], "language": ["en", "en", "ja"]})
     wh.write_table("docs", docs)

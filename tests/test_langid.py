@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from dataengine.errors import StageError
+from dataengine.core.errors import StageError
 from dataengine.filters.langid import LangId, shipped_model_path
 
 SENTENCES = Path(__file__).parent / "data" / "langid"

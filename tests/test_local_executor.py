@@ -12,9 +12,9 @@ import time
 import yaml
 
 from conftest import demo_records, run_cli
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
-from dataengine.schema import make_doc_id
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
+from dataengine.core.schema import make_doc_id
 
 
 def _ingest(files, workers=2, stages=(), table="raw"):

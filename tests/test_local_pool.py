@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 
 
 def _pipeline(files, workers, table):

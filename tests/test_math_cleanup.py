@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from dataengine.filters.math_cleanup import NO_CONTENT_MARKER, MathCleanup, join_cleaned, paragraph_chunks
+from dataengine.generators.math_cleanup import NO_CONTENT_MARKER, MathCleanup, join_cleaned, paragraph_chunks
 from dataengine.generators.cache import RequestCache
 
 
@@ -32,7 +32,7 @@ def test_join_cleaned_drops_marker_chunks():
 
 @pytest.fixture(scope="module")
 def tiny_chat_model(tmp_path_factory):
-    from dataengine.generators.tiny_model import build_tiny_chat_model
+    from dataengine.trainer.tiny_model import build_tiny_chat_model
 
     return str(build_tiny_chat_model(tmp_path_factory.mktemp("tiny-llm") / "model", vocab_size=512))
 

@@ -13,8 +13,8 @@ from dataengine.connectors.math.lynx import lynx_path
 from dataengine.connectors.math.stage import MathExtract
 from dataengine.connectors.warc import WarcReader
 from dataengine.connectors.warc_write import write_html_warc
-from dataengine.errors import StageError
-from dataengine.registry import get_stage
+from dataengine.core.errors import StageError
+from dataengine.core.registry import get_stage
 
 MATH_PAGE = """<html><head><title>Quadratics</title></head><body>
 <nav><a href="/">Home</a></nav>

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from dataengine.errors import PipelineConfigError
-from dataengine.executors.base import plan_run
-from dataengine.pipeline import load_pipeline, parse_inline_stage, pipeline_from_dict
-from dataengine.registry import all_stages
-from dataengine.stage import StageStats, run_stage_safely
-from dataengine.builtin_stages import TextStats
+from dataengine.core.errors import PipelineConfigError
+from dataengine.engine.base import plan_run
+from dataengine.core.pipeline import load_pipeline, parse_inline_stage, pipeline_from_dict
+from dataengine.core.registry import all_stages
+from dataengine.core.stage import StageStats, run_stage_safely
+from dataengine.filters.basic import TextStats
 
 
 def _pipeline(**over):

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pytest
 
 from conftest import run_cli
-from dataengine.errors import DataEngineError, PipelineConfigError, StageError
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.core.errors import DataEngineError, PipelineConfigError, StageError
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from dataengine.filters.quality import PERCENTILES, QualityEnsemble, buckets, fit_thresholds, level_names, load_thresholds
 
 

@@ -13,8 +13,8 @@ import psutil
 import pyarrow.compute as pc
 import pytest
 
-from dataengine.executors import run_pipeline
-from dataengine.pipeline import pipeline_from_dict
+from dataengine.engine import run_pipeline
+from dataengine.core.pipeline import pipeline_from_dict
 from distributed_fixtures import build_versioned_table, first_difference, sorted_rows, spark_session
 from dataengine.warehouse.distributed import spark_snapshot
 

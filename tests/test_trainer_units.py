@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 from dataengine.trainer.config import ScheduleConfig, TrainConfig, load_config
 from dataengine.trainer.data import TrainStream, train_documents, validation_documents
 from dataengine.trainer.model import build_model, model_config

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataengine.errors import WarehouseError
+from dataengine.core.errors import WarehouseError
 from dataengine.warehouse import Warehouse, init_warehouse, rewrite_time_travel
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dataengine.warehouse.lake as lake
-from dataengine.errors import WarehouseError
+from dataengine.core.errors import WarehouseError
 from dataengine.warehouse import Warehouse, init_warehouse
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 
 STEP_PREFIX = "step-"
 

@@ -13,7 +13,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 
 
 class _Strict(BaseModel):

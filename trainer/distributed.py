@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 
 
 @dataclass

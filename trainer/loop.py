@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 from dataengine.trainer import checkpoint as ckpt
 from dataengine.trainer.config import TrainConfig
 from dataengine.trainer.data import TrainStream, unigram_baseline, validation_batches

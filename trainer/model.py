@@ -6,7 +6,7 @@ FLOPs per token follow the PaLM paper's appendix B (6 N + 12 L H T), the usual b
 
 from __future__ import annotations
 
-from dataengine.errors import DataEngineError
+from dataengine.core.errors import DataEngineError
 
 # Sizes only; every other LlamaConfig field keeps the transformers default.
 PRESETS: dict[str, dict] = {

@@ -27,14 +27,11 @@ import xxhash
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dataengine.errors import DataEngineError
-from dataengine.warehouse.lake import Warehouse, _one_line
-
 import duckdb
 
-
-class BlendError(DataEngineError):
-    pass
+from dataengine.core.errors import one_line
+from dataengine.warehouse.components import BlendError, component_query, iter_component
+from dataengine.warehouse.lake import Warehouse
 
 
 class Component(BaseModel):
@@ -116,16 +113,12 @@ def _validated(raw) -> BlendDefinition:
         raise BlendError(f"invalid blend: {msg}") from None
 
 
-def _component_query(sql: str, extra: str = "") -> str:
-    return f"SELECT id, text FROM ({sql.rstrip().rstrip(';')}) AS component {extra}"
-
-
 def check_component(con, comp: Component) -> None:
     """Reject a component whose SQL fails or lacks ``id``/``text``, with DuckDB's message."""
     try:
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({comp.sql.rstrip().rstrip(';')})").fetchall()]
     except duckdb.Error as exc:
-        raise BlendError(f"component {comp.name!r}: {_one_line(exc)}") from None
+        raise BlendError(f"component {comp.name!r}: {one_line(exc)}") from None
     missing = [c for c in ("id", "text") if c not in cols]
     if missing:
         raise BlendError(
@@ -214,16 +207,7 @@ class Blends:
         self, sql: str, snapshot: int, batch_size: int = 10_000, part: int = 0, parts: int = 1
     ) -> Iterator[pa.Table]:
         """Rows (id, text) of a component at ``snapshot``, ordered by id (one partition of them)."""
-        where = f"WHERE hash(id) % {int(parts)} = {int(part)}" if parts > 1 else ""
-        query = _component_query(sql, f"{where} ORDER BY id")
-        with self.wh.connect(snapshot=snapshot) as con:
-            try:
-                reader = con.execute(query).to_arrow_reader(batch_size)
-            except duckdb.Error as exc:
-                raise BlendError(_one_line(exc)) from None
-            for batch in reader:
-                if batch.num_rows:
-                    yield pa.Table.from_batches([batch])
+        return iter_component(self.wh, sql, snapshot, batch_size, part, parts)
 
     def component_content_hash(self, sql: str, snapshot: int) -> tuple[int, str]:
         """(rows, xxh3-128 over the sorted (id, text) pairs): exactly which documents, with which text."""
@@ -334,7 +318,7 @@ class Blends:
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                raise BlendError(f"could not record the blend version: {_one_line(exc)}") from None
+                raise BlendError(f"could not record the blend version: {one_line(exc)}") from None
 
     def _latest_version(self, name: str) -> int | None:
         rows = self._rows("SELECT max(version) AS v FROM dataengine.blend_versions WHERE blend = ?", [name])

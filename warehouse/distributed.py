@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from dataengine.warehouse.lake import Warehouse, WarehouseConfig, _qualify
+from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
 
 try:  # pyspark is optional: the Spark classes below only work when it is installed
     from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
@@ -39,7 +39,7 @@ def resolve_snapshot(warehouse: Warehouse, table: str, version: int | None, part
     if "id" not in schema.names:
         raise ValueError(f"table {table!r} has no `id` column to partition by")
     if partitions is None:
-        rows = warehouse.sql(f"SELECT count(*) FROM {_qualify(table)} AT (VERSION => {version})").column(0)[0].as_py()
+        rows = warehouse.sql(f"SELECT count(*) FROM {qualify(table)} AT (VERSION => {version})").column(0)[0].as_py()
         partitions = max(1, math.ceil(rows / ROWS_PER_PARTITION))
     return version, int(partitions), schema
 
@@ -47,7 +47,7 @@ def resolve_snapshot(warehouse: Warehouse, table: str, version: int | None, part
 def partition_query(table: str, version: int, part: int, parts: int, columns: list[str] | None = None) -> str:
     cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns) if columns else "*"
     return (
-        f"SELECT {cols} FROM {_qualify(table)} AT (VERSION => {int(version)}) "
+        f"SELECT {cols} FROM {qualify(table)} AT (VERSION => {int(version)}) "
         f"WHERE hash(id) % {int(parts)} = {int(part)}"
     )
 

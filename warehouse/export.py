@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataengine.warehouse.components import iter_component
 from dataengine.warehouse.indexed import IndexedDataset, IndexedWriter, token_dtype
 from dataengine.warehouse.lake import Warehouse, WarehouseConfig
 
@@ -40,13 +41,10 @@ def _tokenize_part(args) -> dict:
     wh_config, sql, snapshot, part, parts, tokenizer_json, eos_id, dtype, prefix = args
     from tokenizers import Tokenizer
 
-    from dataengine.warehouse.blends import Blends
-
     tok = Tokenizer.from_str(tokenizer_json)
     writer = IndexedWriter(prefix, np.dtype(dtype))
-    blends = Blends(Warehouse(wh_config))
     eos = np.array([eos_id], dtype=np.int64)
-    for batch in blends.iter_component(sql, snapshot, batch_size=2_000, part=part, parts=parts):
+    for batch in iter_component(Warehouse(wh_config), sql, snapshot, batch_size=2_000, part=part, parts=parts):
         texts = [t or "" for t in batch.column("text").to_pylist()]
         encoded = tok.encode_batch_fast(texts, add_special_tokens=False)
         writer.add_many([np.concatenate([np.asarray(e.ids, dtype=np.int64), eos]) for e in encoded])

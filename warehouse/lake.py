@@ -28,41 +28,14 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from dataengine.errors import WarehouseError
+from dataengine.core.duck import extension_file, load_extension, new_connection
+from dataengine.core.errors import WarehouseError, one_line
+from dataengine.core.schema import META_SCHEMA
+from dataengine.warehouse.models import register_model, resolve_model
 
 LAKE = "lake"  # the alias the lake is attached under in every connection
-META_SCHEMA = "dataengine"  # catalog tables of the product itself (runs, blends, models)
 CONFIG_FILE = "dataengine.yaml"
 _EXTENSIONS = ("ducklake", "sqlite_scanner", "postgres_scanner")
-
-
-def _extension_file(name: str) -> Path | None:
-    """Path of an extension shipped in its PyPI package (no network, no ~/.duckdb)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    base = Path(list(spec.submodule_search_locations)[0]) / "extensions" / f"v{duckdb.__version__}"
-    path = base / f"{name}.duckdb_extension"
-    return path if path.exists() else None
-
-
-def new_connection() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that never downloads: extensions load from their packages."""
-    con = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    )
-    return con
-
-
-def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    path = _extension_file(name)
-    if path is None:
-        raise WarehouseError(
-            f"DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
-        )
-    con.execute(f"LOAD '{path}'")
 
 
 @dataclass(frozen=True)
@@ -314,7 +287,7 @@ class Warehouse:
                     time.sleep(0.05 * (attempt + 1) + random.random() * 0.05)
                     continue
                 con.close()
-                raise WarehouseError(f"cannot open warehouse {self.config.root}: {_one_line(exc)}") from None
+                raise WarehouseError(f"cannot open warehouse {self.config.root}: {one_line(exc)}") from None
         con.execute(f"USE {LAKE}")
         return con
 
@@ -328,7 +301,7 @@ class Warehouse:
             try:
                 return con.execute(rewrite_time_travel(query), params or []).to_arrow_table()
             except duckdb.Error as exc:
-                raise WarehouseError(_one_line(exc)) from None
+                raise WarehouseError(one_line(exc)) from None
 
     def execute(self, query: str, params: Sequence | None = None) -> None:
         """Run a writing statement in its own transaction (becomes one snapshot)."""
@@ -336,7 +309,7 @@ class Warehouse:
             try:
                 con.execute(rewrite_time_travel(query), params or [])
             except duckdb.Error as exc:
-                raise WarehouseError(_one_line(exc)) from None
+                raise WarehouseError(one_line(exc)) from None
 
     def write_table(self, table: str, data: pa.Table, mode: str = "append") -> int:
         """Write a small Arrow table (through DuckDB, one snapshot). Returns the snapshot id."""
@@ -344,23 +317,23 @@ class Warehouse:
             con.register("_incoming", data)
             con.execute("BEGIN")
             try:
-                if not self._table_exists(con, table):
-                    con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM _incoming")
+                if not self.has_table(con, table):
+                    con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM _incoming")
                 else:
                     self._evolve_schema(con, table, data.schema)
                     if mode == "overwrite":
-                        con.execute(f"DELETE FROM {_qualify(table)}")
-                    con.execute(f"INSERT INTO {_qualify(table)} BY NAME SELECT * FROM _incoming")
+                        con.execute(f"DELETE FROM {qualify(table)}")
+                    con.execute(f"INSERT INTO {qualify(table)} BY NAME SELECT * FROM _incoming")
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                raise WarehouseError(_one_line(exc)) from None
-            return self._snapshot_id(con)
+                raise WarehouseError(one_line(exc)) from None
+            return self.snapshot_of(con)
 
     # -- metadata ----------------------------------------------------------------
     def current_snapshot(self) -> int:
         with self.connect(read_only=True) as con:
-            return self._snapshot_id(con)
+            return self.snapshot_of(con)
 
     def tables(self, include_meta: bool = False) -> list[dict]:
         with self.connect(read_only=True) as con:
@@ -373,7 +346,7 @@ class Warehouse:
                 if schema == META_SCHEMA and not include_meta:
                     continue
                 full = name if schema == "main" else f"{schema}.{name}"
-                count = con.execute(f"SELECT count(*) FROM {_qualify(full)}").fetchone()[0]
+                count = con.execute(f"SELECT count(*) FROM {qualify(full)}").fetchone()[0]
                 cols = con.execute(
                     "SELECT count(*) FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
                     [LAKE, schema, name],
@@ -383,21 +356,21 @@ class Warehouse:
 
     def table_exists(self, table: str) -> bool:
         with self.connect(read_only=True) as con:
-            return self._table_exists(con, table)
+            return self.has_table(con, table)
 
     def schema(self, table: str, version: int | None = None) -> pa.Schema:
         """Arrow schema of ``table`` (at snapshot ``version`` if given)."""
         at = f" AT (VERSION => {int(version)})" if version is not None else ""
         with self.connect(read_only=True) as con:
             try:
-                return con.execute(f"SELECT * FROM {_qualify(table)}{at} LIMIT 0").to_arrow_table().schema
+                return con.execute(f"SELECT * FROM {qualify(table)}{at} LIMIT 0").to_arrow_table().schema
             except duckdb.Error as exc:
-                raise WarehouseError(_one_line(exc)) from None
+                raise WarehouseError(one_line(exc)) from None
 
     def history(self, table: str) -> pa.Table:
         """Snapshots that changed ``table``: id, time, what changed, commit message."""
         with self.connect(read_only=True) as con:
-            if not self._table_exists(con, table):
+            if not self.has_table(con, table):
                 raise WarehouseError(f"Table {table!r} does not exist in the warehouse")
             schema, name = _split(table)
             table_id = con.execute(
@@ -478,15 +451,15 @@ class Warehouse:
                 con = self.connect()
                 try:
                     con.execute("BEGIN")
-                    if not self._table_exists(con, table):
+                    if not self.has_table(con, table):
                         schema_name, _ = _split(table)
                         if schema_name != "main":
                             con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
-                        con.execute(f"CREATE TABLE {_qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
+                        con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
                     else:
                         self._evolve_schema(con, table, schema, source=_parquet(schema_file))
                         if mode == "overwrite":
-                            con.execute(f"DELETE FROM {_qualify(table)}")
+                            con.execute(f"DELETE FROM {qualify(table)}")
                     schema_name, name = _split(table)
                     for path in files:
                         con.execute(
@@ -494,11 +467,11 @@ class Warehouse:
                             f"schema => {_literal(schema_name)}, allow_missing => true)"
                         )
                     for meta_table, path in meta_files:
-                        con.execute(f"INSERT INTO {_qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
+                        con.execute(f"INSERT INTO {qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
                     if message:
                         con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
                     con.execute("COMMIT")
-                    return self._snapshot_id(con)
+                    return self.snapshot_of(con)
                 except duckdb.Error as exc:
                     try:
                         con.execute("ROLLBACK")
@@ -507,18 +480,32 @@ class Warehouse:
                     if attempt + 1 < retries and _is_conflict(exc):
                         time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
                         continue
-                    raise WarehouseError(f"commit to {table!r} failed: {_one_line(exc)}") from None
+                    raise WarehouseError(f"commit to {table!r} failed: {one_line(exc)}") from None
                 finally:
                     con.close()
         raise AssertionError("unreachable")
 
     # -- helpers -------------------------------------------------------------------
+    # -- models (files under models/ + dataengine.models; see warehouse/models.py) ----------
+    def resolve_model(self, ref: str):
+        """``name`` / ``name@N`` -> its :class:`~dataengine.core.models.ModelRecord`."""
+        return resolve_model(self, ref)
+
+    def register_model(self, name: str, source, kind: str, labels: list[str], metrics: dict, training_sql: str = ""):
+        """Copy a trained model into the warehouse as a new version of ``name``."""
+        return register_model(self, name, source, kind, labels, metrics, training_sql)
+
     @staticmethod
-    def _snapshot_id(con) -> int:
+    def qualify(table: str) -> str:
+        """TABLE or SCHEMA.TABLE as the SQL name of the attached lake table."""
+        return qualify(table)
+
+    @staticmethod
+    def snapshot_of(con) -> int:
         return con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0]
 
     @staticmethod
-    def _table_exists(con, table: str) -> bool:
+    def has_table(con, table: str) -> bool:
         schema, name = _split(table)
         return bool(
             con.execute(
@@ -536,7 +523,7 @@ class Warehouse:
         """
         existing = {
             r[0]
-            for r in con.execute(f"SELECT * FROM {_qualify(table)} LIMIT 0").description
+            for r in con.execute(f"SELECT * FROM {qualify(table)} LIMIT 0").description
         }
         for field in schema:
             if field.name in existing:
@@ -547,7 +534,7 @@ class Warehouse:
                 con.register("_probe", pa.schema([field]).empty_table())
                 sql_type = con.execute("DESCRIBE SELECT * FROM _probe").fetchone()[1]
                 con.unregister("_probe")
-            con.execute(f"ALTER TABLE {_qualify(table)} ADD COLUMN {_quote(field.name)} {sql_type}")
+            con.execute(f"ALTER TABLE {qualify(table)} ADD COLUMN {_quote(field.name)} {sql_type}")
 
 
 def _literal(value: str) -> str:
@@ -572,12 +559,6 @@ def _split(table: str) -> tuple[str, str]:
     raise WarehouseError(f"bad table name {table!r}: use TABLE or SCHEMA.TABLE")
 
 
-def _qualify(table: str) -> str:
+def qualify(table: str) -> str:
     schema, name = _split(table)
     return f"{LAKE}.{_quote(schema)}.{_quote(name)}"
-
-
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " ".join(lines) if lines else exc.__class__.__name__

@@ -19,17 +19,19 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from dataengine.errors import WarehouseError
-from dataengine.warehouse.lake import META_SCHEMA, Warehouse
+from dataengine.core.errors import WarehouseError
+from dataengine.core.schema import META_SCHEMA
+from dataengine.core.models import MODEL_REFERENCE, ModelRecord, validate_model_name
+
+if TYPE_CHECKING:  # duck-typed: lake.py imports this module to give Warehouse its model methods
+    from dataengine.warehouse.lake import Warehouse
 
 MODELS_TABLE = f"{META_SCHEMA}.models"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_REF = re.compile(r"^([a-z][a-z0-9_]*)(?:@(\d+))?$")
 
 MODELS_SCHEMA = pa.schema(
     [
@@ -45,52 +47,27 @@ MODELS_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class ModelRecord:
-    name: str
-    version: int
-    path: str  # absolute path of the model file (or folder)
-    kind: str
-    labels: tuple[str, ...]
-    metrics: dict
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-
-def validate_model_name(name: str) -> str:
-    if not _NAME.match(name or ""):
-        raise WarehouseError(f"bad model name {name!r}: use lower-case letters, digits and _ (it names columns)")
-    return name
-
-
-def is_model_reference(ref: str) -> bool:
-    """``name`` / ``name@N`` (a warehouse model) as opposed to a file path."""
-    return bool(_REF.match(ref)) and not os.path.exists(ref)
-
-
-def models_root(wh: Warehouse) -> Path:
+def models_root(wh: "Warehouse") -> Path:
     return Path(wh.config.root) / "models"
 
 
-def _rows(wh: Warehouse, where: str = "", params=None) -> list[dict]:
+def _rows(wh: "Warehouse", where: str = "", params=None) -> list[dict]:
     if not wh.table_exists(MODELS_TABLE):
         return []
     return wh.sql(f"SELECT * FROM {MODELS_TABLE} {where} ORDER BY name, version", params).to_pylist()
 
 
-def _record(wh: Warehouse, row: dict) -> ModelRecord:
+def _record(wh: "Warehouse", row: dict) -> ModelRecord:
     path = row["path"] if os.path.isabs(row["path"]) else str(Path(wh.config.root) / row["path"])
     return ModelRecord(row["name"], row["version"], path, row["kind"], tuple(json.loads(row["labels"] or "[]")),
                        json.loads(row["metrics"] or "{}"))
 
 
-def list_models(wh: Warehouse) -> list[dict]:
+def list_models(wh: "Warehouse") -> list[dict]:
     return _rows(wh)
 
 
-def next_version(wh: Warehouse, name: str) -> int:
+def next_version(wh: "Warehouse", name: str) -> int:
     rows = _rows(wh, "WHERE name = ?", [name])
     used = {r["version"] for r in rows}
     folder = models_root(wh) / name
@@ -100,7 +77,7 @@ def next_version(wh: Warehouse, name: str) -> int:
 
 
 def register_model(
-    wh: Warehouse,
+    wh: "Warehouse",
     name: str,
     source: str | os.PathLike,
     kind: str,
@@ -135,9 +112,9 @@ def register_model(
     return _record(wh, row)
 
 
-def resolve_model(wh: Warehouse, ref: str) -> ModelRecord:
+def resolve_model(wh: "Warehouse", ref: str) -> ModelRecord:
     """``name`` (latest) or ``name@N`` -> its record; a clear error when it is not there."""
-    m = _REF.match(ref)
+    m = MODEL_REFERENCE.match(ref)
     if not m:
         raise WarehouseError(f"bad model reference {ref!r}: use NAME, NAME@VERSION or a file path")
     name, version = m.group(1), m.group(2)

@@ -20,9 +20,8 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.errors import StageError
-from dataengine.registry import register_stage
-from dataengine.stage import Stage, StageParams
+from dataengine.core.errors import StageError
+from dataengine.core.stage import Stage, StageParams
 
 _HTML_MIME = re.compile(r"html|xml", re.I)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.I | re.S)
@@ -49,7 +48,6 @@ class MathExtractParams(StageParams):
     classifier_max_length: int = Field(512, ge=8, description="HF classifier: tokens per text")
 
 
-@register_stage
 class MathExtract(Stage):
     """HTML -> text keeping every equation as LaTeX (Nemotron-CC-Math), with math annotations."""
 
@@ -64,7 +62,7 @@ class MathExtract(Stage):
         self.renderer = self._resolve_renderer()
         self._classifier_label = None
         if self.params.classifier:
-            from dataengine.filters.classifier_models import check_label, inspect_model
+            from dataengine.core.classifier_models import check_label, inspect_model
 
             info = inspect_model(self.params.classifier, self.params.classifier_kind)
             self._classifier_kind = info.kind
@@ -108,7 +106,7 @@ class MathExtract(Stage):
                                    self.params.lynx_batch_size)
         self._scorer = None
         if self.params.classifier:
-            from dataengine.filters.classifier_models import FastTextScorer, HFScorer
+            from dataengine.core.classifier_models import FastTextScorer, HFScorer
 
             if self._classifier_kind == "fasttext":
                 self._scorer = FastTextScorer(self.params.classifier, self._classifier_label)

@@ -101,7 +101,10 @@ ResultHook = Callable[[int, GenerationResult], None]
 class Backend:
     """Base class. Subclasses implement :meth:`generate` and :meth:`count_tokens`."""
 
+    #: The registry name (entry point in ``dataengine.backends``).
     kind: str = ""
+    #: The model used when none is given (None: the user must name one).
+    default_model: str | None = None
 
     def __init__(self, model: str):
         self.model = model

@@ -153,7 +153,9 @@ def _load_counting_tokenizer(spec: str):
 
         tok = AutoTokenizer.from_pretrained(spec)
         return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
-    from dataengine.warehouse.tokenizers import load_tokenizer
+    from dataengine.core.tokenizer import load_tokenizer_file
 
-    loaded = load_tokenizer(spec)
+    loaded = load_tokenizer_file(spec)
+    if loaded is None:
+        raise ValueError(f"unknown tokenizer {spec!r}: use gpt2, a tokenizer.json path or a Hugging Face folder")
     return lambda text: len(loaded.encode_batch([text])[0])

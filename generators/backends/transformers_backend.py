@@ -12,13 +12,14 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from dataengine.errors import StageError
+from dataengine.core.errors import StageError
 from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
 from dataengine.generators.backends.models import DEFAULT_MODEL, resolve_model
 
 
 class TransformersBackend(Backend):
     kind = "transformers"
+    default_model = DEFAULT_MODEL
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 8, device: str | None = None, threads: int | None = None):
         super().__init__(model)

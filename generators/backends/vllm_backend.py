@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from dataengine.errors import StageError
+from dataengine.core.errors import StageError
 from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook
 from dataengine.generators.backends.models import resolve_model
 
 
 class VllmBackend(Backend):
     kind = "vllm"
+    default_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from dataengine.errors import PipelineConfigError
+from dataengine.core.errors import PipelineConfigError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
 from dataengine.generators.cache import CachedBackend, RequestCache
 from dataengine.generators.prompts import PromptTemplate, load_prompt
-from dataengine.stage import Stage, StageParams
+from dataengine.core.stage import Stage, StageParams
 
 SYNTHETIC_SCHEMA = pa.schema(
     [

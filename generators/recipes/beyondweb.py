@@ -13,7 +13,6 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from dataengine.registry import register_stage
 from dataengine.generators.backends.base import GenerationResult
 from dataengine.generators.chunking import join_segments, split_segments
 from dataengine.generators.postprocess import clean_output, strip_prefixes, word_count
@@ -41,7 +40,6 @@ class BeyondWebParams(RecipeParams):
         return mix
 
 
-@register_stage
 class BeyondWeb(Recipe):
     name = "beyondweb"
     recipe = "beyondweb"

@@ -14,7 +14,6 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.registry import register_stage
 from dataengine.generators.backends.base import GenerationResult
 from dataengine.generators.chunking import split_segments
 from dataengine.generators.postprocess import mind_filter, strip_prefixes
@@ -41,7 +40,6 @@ class MindParams(RecipeParams):
     mix_raw: Literal["none", "prepend"] = Field("none", description="prepend: raw chunk + dialogue in one row")
 
 
-@register_stage
 class Mind(Recipe):
     name = "mind"
     recipe = "mind"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.registry import register_stage
 from dataengine.generators.backends.base import GenerationResult
 from dataengine.generators.chunking import join_segments, split_segments
 from dataengine.generators.postprocess import append_qa, clean_output, parse_qa_pairs, sample_qa_pairs, word_count
@@ -41,7 +40,6 @@ class NemotronCCParams(RecipeParams):
     max_qa_pairs: int = Field(8, ge=1)
 
 
-@register_stage
 class NemotronCC(Recipe):
     name = "nemotron_cc"
     recipe = "nemotron_cc"

@@ -1,0 +1,5 @@
+"""``python -m dataengine.cli`` (used under torchrun)."""
+
+from dataengine.cli import main
+
+main()

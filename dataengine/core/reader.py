@@ -1,0 +1,55 @@
+"""Readers turn one input file into document batches (Arrow tables in the document schema).
+
+A reader never raises on one bad record: it counts it in ``self.skipped`` by reason and
+goes on, so the rest of the file is still read. The counts are stored with the run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import ClassVar, Iterator
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from dataengine.core.errors import PipelineConfigError
+
+
+class ReaderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reader:
+    format: ClassVar[str] = ""
+    Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+
+    def __init__(self, options: dict | None = None):
+        try:
+            self.options = self.Options(**(options or {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise PipelineConfigError(f"reader {self.format!r}: bad option {problems}") from None
+        self.skipped: Counter[str] = Counter()
+
+    def columns(self, path: str) -> list[str]:
+        """Columns the documents of ``path`` will have (for validating a pipeline up front)."""
+        raise NotImplementedError
+
+    def read(self, path: str, batch_size: int) -> Iterator[pa.Table]:
+        raise NotImplementedError
+
+    def __getstate__(self):
+        return {"options": self.options}
+
+    def __setstate__(self, state):
+        self.options = state["options"]
+        self.skipped = Counter()
+
+
+def open_input(path: str, mode: str = "rb"):
+    """Open a local path or fsspec URL, transparently decompressing .gz/.zst/.bz2."""
+    import fsspec
+
+    return fsspec.open(path, mode, compression="infer").open()

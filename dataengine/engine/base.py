@@ -1,0 +1,317 @@
+"""What every executor shares: planning shards, running stages on one shard, committing.
+
+An executor only decides *where* :func:`process_shard` runs (a process pool, Dask, Spark).
+Each shard writes ``<run_dir>/<key>.parquet`` and then ``<key>.done.json``; a shard is done
+only when its marker exists, so a killed run re-run resumes with the missing shards. When
+all shards are done the driver registers every file in ONE DuckLake transaction together
+with the run record, so readers see the whole result or nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dataengine.core.errors import DataEngineError, PipelineConfigError
+from dataengine.core.pipeline import (
+    PipelineConfig,
+    build_stages,
+    check_columns,
+    expand_files,
+    fingerprint,
+    validate_reader,
+)
+from dataengine.core.stage import Stage, StageStats, run_stage_safely
+from dataengine.core.schema import META_SCHEMA
+from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
+
+SOURCE_STATS_KEY = "(source)"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One unit of work: a file, or partition ``part`` of ``parts`` of a table snapshot."""
+
+    key: str
+    path: str | None = None
+    table: str | None = None
+    version: int | None = None
+    part: int = 0
+    parts: int = 1
+
+
+@dataclass
+class Plan:
+    run_id: str
+    run_dir: str
+    pipeline: PipelineConfig
+    stages: list[Stage]
+    shards: list[Shard]
+    source_desc: str
+    reader: object | None = None
+
+    @property
+    def output_table(self) -> str:
+        return self.pipeline.output.table
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    output_table: str
+    snapshot_id: int | None
+    rows_out: int
+    shards: int
+    shards_resumed: int
+    stats: dict[str, dict]
+    source_skipped: dict[str, int] = field(default_factory=dict)
+    already_committed: bool = False
+    seconds: float = 0.0
+
+
+def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
+    """Validate everything and decide the shards. No data is read or written."""
+    stages = build_stages(pipeline)
+    for stage in stages:
+        # stages naming warehouse objects (models, fitted thresholds) resolve them now, before any work
+        bind = getattr(stage, "bind_warehouse", None)
+        if bind is not None:
+            bind(warehouse)
+    src = pipeline.source
+    reader = None
+    if src.table:
+        if not warehouse.table_exists(src.table):
+            raise PipelineConfigError(f"source table {src.table!r} does not exist in the warehouse")
+        version = src.version if src.version is not None else warehouse.current_snapshot()
+        schema = warehouse.schema(src.table, version)
+        if "id" not in schema.names:
+            raise PipelineConfigError(f"source table {src.table!r} has no `id` column to partition by")
+        rows = warehouse.sql(f"SELECT count(*) AS n FROM {src.table}@{version}").column(0)[0].as_py()
+        parts = pipeline.executor.shards or max(1, math.ceil(rows / pipeline.executor.rows_per_shard))
+        shards = [Shard(key=f"part-{i:05d}", table=src.table, version=version, part=i, parts=parts) for i in range(parts)]
+        columns = schema.names
+        source_desc = f"{src.table}@{version}"
+        identity = {"table": src.table, "version": version, "parts": parts}
+    else:
+        reader = validate_reader(pipeline)
+        files = expand_files(src.files)
+        columns = reader.columns(files[0])
+        shards = [Shard(key=f"file-{i:05d}", path=p) for i, p in enumerate(files)]
+        source_desc = f"{len(files)} {src.format} file(s)"
+        identity = {
+            "files": [(p, _file_signature(p)) for p in files],
+            "format": src.format,
+            "options": reader.options.model_dump(mode="json"),
+        }
+    check_columns(stages, columns)
+    run_id = fingerprint(
+        {
+            "source": identity,
+            "stages": [s.fingerprint() for s in stages],
+            "output": pipeline.output.table,
+            "mode": pipeline.write_mode,
+            "batch_size": pipeline.executor.batch_size,
+        }
+    )
+    run_dir = os.path.join(warehouse.config.runs_path, run_id)
+    return Plan(run_id, run_dir, pipeline, stages, shards, source_desc, reader)
+
+
+def _file_signature(path: str) -> str:
+    if "://" in path:
+        return ""
+    st = os.stat(path)
+    return f"{st.st_size}:{int(st.st_mtime)}"
+
+
+def committed_snapshot(warehouse: Warehouse, run_id: str) -> int | None:
+    """Snapshot id of a run that was already committed, else None.
+
+    Read through a writable connection: the run is about to commit through one, and with
+    a shared DuckDB instance per process (see ``Warehouse.connect``) the driver then
+    loads the DuckLake extensions once instead of twice.
+    """
+    literal = "'" + run_id.replace("'", "''") + "'"  # no bound parameter: it would import pandas (~0.2 s)
+    with warehouse.connect() as con:
+        row = con.execute(f"SELECT snapshot_id FROM {META_SCHEMA}.runs WHERE run_id = {literal}").fetchone()
+    return row[0] if row else None
+
+
+# -- worker side ---------------------------------------------------------------------
+
+def read_shard(shard: Shard, reader, warehouse_config: WarehouseConfig, batch_size: int):
+    """Yield Arrow tables for one shard."""
+    if shard.path is not None:
+        yield from reader.read(shard.path, batch_size)
+        return
+    wh = Warehouse(warehouse_config)
+    with wh.connect(read_only=True) as con:
+        query = (
+            f"SELECT * FROM {qualify(shard.table)} AT (VERSION => {int(shard.version)}) "
+            f"WHERE hash(id) % {int(shard.parts)} = {int(shard.part)}"
+        )
+        result = con.execute(query).to_arrow_reader(batch_size)
+        for batch in result:
+            if batch.num_rows:
+                yield pa.Table.from_batches([batch])
+
+
+def _fix_null_columns(table: pa.Table) -> pa.Table:
+    """Columns of Arrow type null (all-null JSON fields) become strings; DuckLake has no NULL type."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def process_shard(
+    shard: Shard,
+    stages: list[Stage],
+    reader,
+    run_dir: str,
+    warehouse_config: WarehouseConfig,
+    batch_size: int,
+) -> dict:
+    """Run all stages over one shard and stage its output. Safe to re-run (idempotent)."""
+    done_path = os.path.join(run_dir, f"{shard.key}.done.json")
+    if os.path.exists(done_path):
+        return json.loads(Path(done_path).read_text())
+    out_path = os.path.join(run_dir, f"{shard.key}.parquet")
+    tmp_path = out_path + f".tmp-{os.getpid()}"
+    stats = {s.name + (f"#{i}" if _dup_name(stages, s) else ""): StageStats() for i, s in enumerate(stages)}
+    names = list(stats)
+    start = time.perf_counter()
+    writer = None
+    schema = None
+    rows = 0
+    if reader is not None:
+        reader.skipped.clear()
+    for stage in stages:  # a stage that cannot set up (no model, no GPU) fails the shard, not every row
+        stage.ensure_setup()
+    try:
+        for batch in read_shard(shard, reader, warehouse_config, batch_size):
+            for stage, name in zip(stages, names):
+                if batch.num_rows == 0:
+                    break
+                batch = run_stage_safely(stage, batch, stats[name])
+            if batch.num_rows == 0:
+                continue
+            batch = _fix_null_columns(batch)
+            if writer is None:
+                schema = batch.schema
+                writer = pq.ParquetWriter(tmp_path, schema, compression="zstd")
+            elif batch.schema != schema:
+                batch = batch.select(schema.names).cast(schema) if set(batch.column_names) == set(schema.names) else batch
+            writer.write_table(batch)
+            rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    files = []
+    if rows:
+        os.replace(tmp_path, out_path)
+        files.append(out_path)
+    record = {
+        "shard": shard.key,
+        "files": files,
+        "rows": rows,
+        "seconds": round(time.perf_counter() - start, 4),
+        "stats": {k: v.to_dict() for k, v in stats.items()},
+        "source_skipped": dict(reader.skipped) if reader is not None else {},
+        "stage_order": names,
+    }
+    tmp_done = done_path + f".tmp-{os.getpid()}"
+    Path(tmp_done).write_text(json.dumps(record))
+    os.replace(tmp_done, done_path)
+    return record
+
+
+def _dup_name(stages: list[Stage], stage: Stage) -> bool:
+    return sum(1 for s in stages if s.name == stage.name) > 1
+
+
+# -- driver side ----------------------------------------------------------------------
+
+def prepare_run_dir(plan: Plan) -> list[Shard]:
+    """Create the run folder, write the plan, return the shards that still need work."""
+    os.makedirs(plan.run_dir, exist_ok=True)
+    plan_file = os.path.join(plan.run_dir, "plan.json")
+    if not os.path.exists(plan_file):
+        Path(plan_file).write_text(
+            json.dumps(
+                {
+                    "run_id": plan.run_id,
+                    "pipeline": plan.pipeline.model_dump(mode="json"),
+                    "shards": [asdict(s) for s in plan.shards],
+                },
+                indent=1,
+            )
+        )
+    return [s for s in plan.shards if not os.path.exists(os.path.join(plan.run_dir, f"{s.key}.done.json"))]
+
+
+def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: str, started: float) -> RunResult:
+    """Register every staged file as ONE snapshot, with the run record in the same transaction."""
+    by_key = {r["shard"]: r for r in records}
+    missing = [s.key for s in plan.shards if s.key not in by_key]
+    if missing:
+        raise DataEngineError(f"run {plan.run_id}: {len(missing)} shard(s) not done, nothing committed")
+    files = [f for s in plan.shards for f in by_key[s.key]["files"]]
+    order = records[0]["stage_order"] if records else [s.name for s in plan.stages]
+    totals = {name: StageStats() for name in order}
+    skipped: dict[str, int] = {}
+    rows = 0
+    for rec in records:
+        rows += rec["rows"]
+        for name, raw in rec["stats"].items():
+            totals.setdefault(name, StageStats()).merge(StageStats.from_dict(raw))
+        for reason, n in rec.get("source_skipped", {}).items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    schema = _unified_schema(files)
+    stats = {name: st.to_dict() for name, st in totals.items()}
+    if skipped:
+        stats[SOURCE_STATS_KEY] = {"skipped": skipped}
+    now = dt.datetime.now(dt.timezone.utc)
+    run_record = {
+        "run_id": plan.run_id,
+        "pipeline": plan.pipeline.name,
+        "output_table": plan.output_table,
+        "mode": plan.pipeline.write_mode,
+        "executor": executor,
+        "source": plan.source_desc,
+        "rows_out": rows,
+        "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc),
+        "finished_at": now,
+        "config": json.dumps(plan.pipeline.model_dump(mode="json")),
+        "stats": json.dumps(stats),
+    }
+    snapshot = warehouse.commit_files(
+        plan.output_table,
+        files,
+        schema,
+        mode=plan.pipeline.write_mode,
+        message=f"run {plan.run_id} ({plan.pipeline.name}): {rows} rows from {plan.source_desc}",
+        meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
+    )
+    # The run row is inserted in the commit's own transaction, so DuckLake's virtual
+    # `snapshot_id` column of dataengine.runs tells which snapshot each run produced.
+    Path(os.path.join(plan.run_dir, "COMMITTED")).write_text(str(snapshot))
+    return RunResult(
+        plan.run_id, plan.output_table, snapshot, rows, len(plan.shards), 0, stats, skipped,
+        seconds=time.time() - started,
+    )
+
+
+def _unified_schema(files: list[str]) -> pa.Schema:
+    if not files:
+        return pa.schema([("id", pa.string()), ("text", pa.string())])
+    schemas = [pq.read_schema(f) for f in files]
+    return pa.unify_schemas(schemas, promote_options="permissive")
