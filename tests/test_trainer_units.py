@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from dataengine.core.errors import DataEngineError
 from dataengine.trainer.config import ScheduleConfig, TrainConfig, load_config
@@ -34,12 +35,14 @@ def test_muon_gets_only_hidden_matrices_and_decay_skips_norms_and_embeddings():
     assert all(p.ndim == 1 for n, p in model.named_parameters() if n in no_decay_names and "embed" not in n)
     assert len(muon) + len(no_decay["params"]) == len(list(model.parameters()))  # each parameter exactly once
     # plain AdamW: the same matrices decay, embeddings and norms do not
-    decay, no_decay = parameter_groups(model, TrainConfig().optimizer)["adamw"]
+    adamw_cfg = TrainConfig.model_validate({"optimizer": {"name": "adamw"}}).optimizer
+    no_decay, decay = parameter_groups(model, adamw_cfg)["adamw"]  # in order of first appearance
     assert decay["weight_decay"] > 0 and {names[id(p)] for p in decay["params"]} == set(muon)
     assert {names[id(p)] for p in no_decay["params"]} == no_decay_names
     opts = build_optimizers(model, cfg)
-    assert [type(o).__name__ for o in opts] == ["Muon", "AdamW"]
-    adamw_only = build_optimizers(model, TrainConfig().optimizer)
+    assert [type(o).__name__ for o in opts] == ["GroupedMuon", "AdamW"]
+    assert isinstance(opts[0], torch.optim.Muon)
+    adamw_only = build_optimizers(model, adamw_cfg)
     assert [type(o).__name__ for o in adamw_only] == ["AdamW"]
 
 

@@ -8,7 +8,7 @@ to a default and change the run).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -24,10 +24,16 @@ class ModelConfig(_Strict):
     preset: str = Field("tiny", description="tiny | small | 124m | 1b (see trainer/model.py)")
     overrides: dict = Field(default_factory=dict, description="LlamaConfig fields that replace the preset's")
     seq_len: int = 64
+    # completep: learning rates, init and weight decay scale with width and depth relative to the
+    # base shape, so the optimizer's lr values hold for every size (trainer/parametrization.py);
+    # standard: transformers' init and the same lr for every size
+    parametrization: Literal["completep", "standard"] = "completep"
+    base_hidden: int = 256  # the shape where both parametrizations coincide (the `small` preset's)
+    base_layers: int = 4
 
 
 class OptimizerConfig(_Strict):
-    name: Literal["adamw", "muon"] = "adamw"
+    name: Literal["adamw", "muon"] = "muon"
     lr: float = 3e-3  # AdamW groups (all parameters for adamw; embeddings, head, norms, biases for muon)
     muon_lr: float = 0.02  # Muon groups: hidden 2-D weight matrices
     muon_momentum: float = 0.95
@@ -51,6 +57,8 @@ class DataConfig(_Strict):
     seed: Optional[int] = None  # sampling seed; default: the manifest's seed
     val_fraction: float = 0.05  # documents held out per component (see trainer/data.py)
     val_samples: int = 64  # validation sequences evaluated (fixed, the same at every eval)
+    document_masking: bool = True  # no attention across the documents packed into a window (trainer/batches.py)
+    prefetch: int = 2  # steps of batches prepared ahead in a background thread; 0: on demand
 
 
 class RuntimeConfig(_Strict):
@@ -58,7 +66,9 @@ class RuntimeConfig(_Strict):
     # auto: bf16 autocast on CUDA, and on CPUs with AVX512-BF16/AMX for hidden size >= 256 (where
     # it pays); fp32 otherwise. Pin fp32 or bf16 to make a run independent of the machine.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    compile: bool = False  # torch.compile the model
+    # torch.compile the model; auto: on CUDA only (on CPU the compile time was not won back in
+    # the runs measured, see benchmarks/RESULTS.md)
+    compile: Union[Literal["auto"], bool] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
     distributed: Literal["ddp", "fsdp"] = "ddp"  # strategy when launched with torchrun

@@ -16,7 +16,6 @@ and a fixed thread count make a resumed run bitwise identical to an uninterrupte
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -28,14 +27,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dataengine.core.errors import DataEngineError
 from dataengine.trainer import checkpoint as ckpt
+from dataengine.trainer.batches import MicroBatch, Prefetcher, micro_batch
 from dataengine.trainer.config import TrainConfig
 from dataengine.trainer.data import TrainStream, unigram_baseline, validation_batches
 from dataengine.trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
-                                 parameter_checksums, shutdown, sum_across_ranks, wrap_model)
+                                            parameter_checksums, shutdown, sum_across_ranks, wrap_model)
 from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
-from dataengine.trainer.optim import build_optimizers, build_schedulers
+from dataengine.trainer.optim import build_optimizers, build_schedulers, lr_factor, parametrization_multipliers
+from dataengine.trainer.parametrization import apply_initialization
+from dataengine.trainer.precision import autocast, use_bf16
 
 
 def run_id_for(manifest: dict, cfg: TrainConfig, output: Path) -> str:
@@ -54,29 +55,19 @@ def _configure_runtime(cfg: TrainConfig, env: DistEnv) -> None:
         torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
 
 
-# Below this width the bf16 matmuls are too small to pay for the casts (measured on an
-# AVX512-BF16 CPU: tiny preset 0.84x, small preset 1.6x; see benchmarks/RESULTS.md).
-CPU_BF16_MIN_HIDDEN = 256
+def should_compile(setting, device: torch.device) -> bool:
+    """``runtime.compile``: True/False, or auto = on CUDA only (on CPU the compile time was not
+    won back in the runs measured in benchmarks/RESULTS.md)."""
+    return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 matmuls natively (AVX512-BF16 or AMX), where autocast pays."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
-    except OSError:  # not Linux: stay with fp32
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _use_bf16(cfg: TrainConfig, env: DistEnv, hidden_size: int) -> bool:
-    """``precision: auto`` is bf16 autocast on CUDA, and on CPUs with native bf16 for models wide
-    enough to gain from it; fp32 otherwise. fp32 master weights and optimizer states either way."""
-    if cfg.runtime.precision == "auto":
-        if env.device.type == "cuda":
-            return True
-        return hidden_size >= CPU_BF16_MIN_HIDDEN and cpu_has_native_bf16()
-    return cfg.runtime.precision == "bf16"
+def build_parametrized_model(hf_config, cfg: TrainConfig):
+    """A freshly initialised model under ``cfg.model.parametrization``, and its per-parameter
+    multipliers (what :func:`trainer.optim.build_optimizers` needs)."""
+    model = build_model(hf_config, seed=cfg.runtime.init_seed)
+    multipliers = parametrization_multipliers(model, cfg.model, cfg.optimizer)
+    apply_initialization(model, multipliers)
+    return model, multipliers
 
 
 class _Metrics:
@@ -102,24 +93,25 @@ class _Metrics:
                 fh.write(json.dumps(record) + "\n")
 
 
-def _loss(model, window: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """Mean next-token cross-entropy of a (batch, seq_len + 1) window."""
-    inputs, targets = window[:, :-1], window[:, 1:]
-    autocast = torch.autocast(window.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with autocast:
-        logits = model(input_ids=inputs, use_cache=False).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+def causal_lm_loss(model, batch: MicroBatch, bf16: bool) -> torch.Tensor:
+    """Mean next-token cross-entropy of a micro-batch (logits upcast to fp32 for the loss)."""
+    with autocast(batch.inputs.device, bf16):
+        logits = model(input_ids=batch.inputs, position_ids=batch.position_ids, use_cache=False).logits
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch.targets.reshape(-1))
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[np.ndarray], env: DistEnv, bf16: bool) -> float:
-    """Mean validation loss over the fixed validation set (batches split across ranks)."""
+def evaluate(model, batches: list[np.ndarray], env: DistEnv, bf16: bool, eos_id: int | None = None) -> float:
+    """Mean validation loss over the fixed validation set (batches split across ranks).
+
+    ``eos_id``: evaluate with document masking, as the run trains (None: plain causal windows)."""
     model.eval()
     total = torch.zeros(2, dtype=torch.float64, device=env.device)
-    for batch in batches[env.rank :: env.world]:
-        window = torch.from_numpy(batch).to(env.device)
-        n = window[:, 1:].numel()
-        total += torch.tensor([_loss(model, window, bf16).double().item() * n, n], dtype=torch.float64, device=env.device)
+    for window in batches[env.rank :: env.world]:
+        batch = micro_batch(window, eos_id).to(env.device)
+        n = batch.tokens
+        total += torch.tensor([causal_lm_loss(model, batch, bf16).double().item() * n, n], dtype=torch.float64,
+                              device=env.device)
     model.train()
     total = sum_across_ranks(total, env)
     return float(total[0] / total[1]) if total[1] else float("nan")
@@ -156,20 +148,20 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     unigram = unigram_baseline(manifest, stream, val, manifest["vocab_size"]) if env.is_main else None
 
     hf_config = model_config(cfg.model.preset, manifest["vocab_size"], manifest["eos_id"], seq_len, cfg.model.overrides)
-    bf16 = _use_bf16(cfg, env, hf_config.hidden_size)
-    model = build_model(hf_config, seed=cfg.runtime.init_seed).to(env.device)
+    bf16 = use_bf16(cfg.runtime.precision, env.device, hf_config.hidden_size)
+    model, multipliers = build_parametrized_model(hf_config, cfg)
+    model.to(env.device)
     fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
-    if cfg.optimizer.name == "muon" and cfg.runtime.distributed == "fsdp" and env.active:
-        raise DataEngineError("Muon orthogonalises whole matrices; with FSDP shards use optimizer adamw, or ddp")
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
-    if cfg.runtime.compile:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
+    compiled = should_compile(cfg.runtime.compile, env.device)
+    if compiled:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
         model.compile()
     sharded = env.active and cfg.runtime.distributed == "fsdp"
-    optimizers = build_optimizers(model, cfg.optimizer, fused=not sharded)
+    optimizers = build_optimizers(model, cfg.optimizer, fused=not sharded, multipliers=multipliers)
     schedulers = build_schedulers(optimizers, cfg.steps, cfg.schedule)
 
-    start_step, resumed_from, forced = 0, None, []
+    start_step, resumed_from, forced, elapsed = 0, None, [], 0.0
     latest = ckpt.latest_checkpoint(ckpt_dir) if resume else None
     if latest is not None:
         meta = json.loads((latest / "meta.json").read_text())
@@ -182,7 +174,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             raise ckpt.ResumeMismatch(f"the checkpoint in {output} is at step {meta['step']}, past this run's "
                                       f"{cfg.steps} steps; use a new --output or --fresh")
         state = ckpt.load_checkpoint(latest, wrapped, optimizers, schedulers, sharded=sharded)
-        start_step, resumed_from = state["step"], str(latest)
+        start_step, resumed_from, elapsed = state["step"], str(latest), float(meta.get("elapsed_s", 0.0))
         metrics.truncate_after(start_step)
     elif env.is_main:
         metrics.reset()
@@ -196,58 +188,64 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     params = [p for p in wrapped.parameters() if p.requires_grad]
     peak = gpu_peak_flops(env.device)
     tokens_per_step = stream.global_batch * seq_len
+    eos = manifest["eos_id"] if d.document_masking else None
+    pin = env.device.type == "cuda"
+    batches = Prefetcher(lambda s: [micro_batch(stream.micro_batch_at(s, m, env.rank), eos, pin)
+                                    for m in range(d.grad_accum)], start_step, cfg.steps, d.prefetch)
     last_loss = last_val = float("nan")
-    train_seconds, trained_steps = 0.0, 0
     bar = _progress(cfg, env, start_step)
     interval_start, interval_steps = time.perf_counter(), 0
     wrapped.train()
-    for step in range(start_step, cfg.steps):
-        step_start = time.perf_counter()
-        loss_sum = torch.zeros((), dtype=torch.float32, device=env.device)
-        for micro in range(d.grad_accum):
-            window = torch.from_numpy(stream.micro_batch_at(step, micro, env.rank)).to(env.device, non_blocking=True)
-            with gradient_sync(wrapped, micro == d.grad_accum - 1, cfg.runtime.distributed, env):
-                loss = _loss(wrapped, window, bf16)
-                (loss / d.grad_accum).backward()
-            loss_sum += loss.detach()
-        max_norm = cfg.optimizer.grad_clip if cfg.optimizer.grad_clip > 0 else math.inf
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP2
-            grad_norm = grad_norm.full_tensor()
-        lrs = [g["lr"] for opt in optimizers for g in opt.param_groups]
-        for opt in optimizers:
-            opt.step()
-        for sched in schedulers:
-            sched.step()
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        done = step + 1
-        trained_steps += 1
-        last_loss = float(mean_across_ranks(loss_sum / d.grad_accum, env))
-        train_seconds += time.perf_counter() - step_start
-        interval_steps += 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            elapsed = time.perf_counter() - interval_start
-            tps = tokens_per_step * interval_steps / elapsed if elapsed > 0 else float("nan")
-            record = {"step": done, "loss": last_loss, "lr": lrs[-1], "grad_norm": float(grad_norm),
-                      "tokens": done * tokens_per_step, "tokens_per_s": tps}
-            if len(optimizers) > 1:
-                record["muon_lr"] = lrs[0]
-            if peak:
-                record["mfu"] = fpt * tps / (peak * env.world)
-            metrics.write(record)
-            interval_start, interval_steps = time.perf_counter(), 0
-        if val and (done % cfg.eval_every == 0 or done == cfg.steps):
-            last_val = evaluate(wrapped, val, env, bf16)
-            metrics.write({"step": done, "val_loss": last_val})
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-            ckpt.save_checkpoint(ckpt_dir, done, wrapped, optimizers, schedulers,
-                                 {**meta, "samples_consumed": done * stream.global_batch}, rank=env.rank,
-                                 sharded=sharded, keep=cfg.keep_checkpoints)
+    try:
+        for step in range(start_step, cfg.steps):
+            step_start = time.perf_counter()
+            micro_batches = batches.get(step)
+            loss_sum = torch.zeros((), dtype=torch.float32, device=env.device)
+            for micro, batch in enumerate(micro_batches):
+                with gradient_sync(wrapped, micro == d.grad_accum - 1, cfg.runtime.distributed, env):
+                    loss = causal_lm_loss(wrapped, batch.to(env.device), bf16)
+                    (loss / d.grad_accum).backward()
+                loss_sum += loss.detach()
+            max_norm = cfg.optimizer.grad_clip if cfg.optimizer.grad_clip > 0 else math.inf
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP2
+                grad_norm = grad_norm.full_tensor()
+            for opt in optimizers:
+                opt.step()
+            for sched in schedulers:
+                sched.step()
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            done = step + 1
+            last_loss = float(mean_across_ranks(loss_sum / d.grad_accum, env))  # waits for the step to finish
+            elapsed += time.perf_counter() - step_start
+            interval_steps += 1
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                seconds = time.perf_counter() - interval_start
+                tps = tokens_per_step * interval_steps / seconds if seconds > 0 else float("nan")
+                factor = lr_factor(step, cfg.steps, cfg.schedule)
+                record = {"step": done, "loss": last_loss, "lr": cfg.optimizer.lr * factor, "grad_norm": float(grad_norm),
+                          "tokens": done * tokens_per_step, "tokens_per_s": tps, "elapsed_s": elapsed,
+                          "data_wait_s": batches.waited}
+                if len(optimizers) > 1:
+                    record["muon_lr"] = cfg.optimizer.muon_lr * factor
+                if peak:
+                    record["mfu"] = fpt * tps / (peak * env.world)
+                metrics.write(record)
+                interval_start, interval_steps = time.perf_counter(), 0
+            if val and (done % cfg.eval_every == 0 or done == cfg.steps):
+                last_val = evaluate(wrapped, val, env, bf16, eos)
+                metrics.write({"step": done, "val_loss": last_val, "elapsed_s": elapsed})
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                ckpt.save_checkpoint(ckpt_dir, done, wrapped, optimizers, schedulers,
+                                     {**meta, "samples_consumed": done * stream.global_batch, "elapsed_s": elapsed},
+                                     rank=env.rank, sharded=sharded, keep=cfg.keep_checkpoints)
+            if bar is not None:
+                bar.update(1, loss=last_loss)
+    finally:
+        batches.close()
         if bar is not None:
-            bar.update(1, loss=last_loss)
-    if bar is not None:
-        bar.close()
+            bar.close()
 
     checksums = None if sharded else parameter_checksums(wrapped, env)
     final_state = _full_model_state(wrapped, sharded)
@@ -274,7 +272,11 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             "world_size": env.world,
             "device": env.device.type,
             "precision": "bf16" if bf16 else "fp32",  # what precision: auto chose on this machine
+            "compiled": compiled,  # what compile: auto chose
             "optimizer": cfg.optimizer.name,
+            "parametrization": cfg.model.parametrization,
+            "document_masking": d.document_masking,
+            "train_seconds": elapsed,
             "final_loss": losses[-1]["loss"] if losses else last_loss,
             "final_val_loss": vals[-1]["val_loss"] if vals else last_val,
             "unigram_val_loss": unigram,

@@ -1,10 +1,11 @@
 """Optimizers and learning-rate schedules.
 
-Muon (``torch.optim.Muon``) orthogonalises updates of 2-D weight matrices, which only makes
-sense for the hidden layers' matrices: embeddings, the output head, norms and biases go to
-AdamW, as the Muon write-ups (Jordan et al. 2024; Liu et al. 2025, "Muon is scalable")
-recommend. Weight decay applies to weight matrices only, never to norms, biases or
-embeddings.
+Muon orthogonalises updates of 2-D weight matrices, which only makes sense for the hidden
+layers' matrices: embeddings, the output head, norms and biases go to AdamW, as the Muon
+write-ups (Jordan et al. 2024; Liu et al. 2025, "Muon is scalable") recommend. Weight decay
+applies to weight matrices only, never to norms, biases or embeddings. Per-parameter factors
+from the parametrization (trainer/parametrization.py) scale each group's learning rate, weight
+decay and Adam epsilon; parameters with equal settings share one group.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import math
 
 import torch
 
-from dataengine.trainer.config import OptimizerConfig, ScheduleConfig
+from dataengine.trainer.config import ModelConfig, OptimizerConfig, ScheduleConfig
+from dataengine.trainer.muon import GroupedMuon
+from dataengine.trainer.parametrization import Multipliers, parameter_multipliers
 
 
 def _is_hidden_matrix(name: str, param: torch.Tensor, model) -> bool:
@@ -23,42 +26,59 @@ def _is_hidden_matrix(name: str, param: torch.Tensor, model) -> bool:
     return param.ndim == 2 and ".layers." in f".{name}" and param is not embed and param is not head
 
 
-def parameter_groups(model, cfg: OptimizerConfig) -> dict[str, list[dict]]:
-    """{"muon": [...], "adamw": [...]} param groups; "muon" is empty unless cfg.name == "muon"."""
-    embed = model.get_input_embeddings().weight
-    muon, decay, no_decay = [], [], []
-    seen: set[int] = set()
+def optimizer_of(model, cfg: OptimizerConfig) -> dict[str, str]:
+    """"muon" or "adamw" per parameter name (each shared parameter once)."""
+    out, seen = {}, set()
     for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen:  # tied weights appear once
+        if id(p) in seen:
             continue
         seen.add(id(p))
-        if cfg.name == "muon" and _is_hidden_matrix(name, p, model):
-            muon.append(p)
-        elif p.ndim >= 2 and p is not embed:
-            decay.append(p)
-        else:
-            no_decay.append(p)
-    groups = {"muon": [], "adamw": []}
-    if muon:
-        groups["muon"].append({"params": muon, "lr": cfg.muon_lr, "weight_decay": cfg.weight_decay})
-    if decay:
-        groups["adamw"].append({"params": decay, "lr": cfg.lr, "weight_decay": cfg.weight_decay})
-    if no_decay:
-        groups["adamw"].append({"params": no_decay, "lr": cfg.lr, "weight_decay": 0.0})
-    return groups
+        out[name] = "muon" if cfg.name == "muon" and _is_hidden_matrix(name, p, model) else "adamw"
+    return out
 
 
-def build_optimizers(model, cfg: OptimizerConfig, fused: bool = False) -> list[torch.optim.Optimizer]:
+def parametrization_multipliers(model, model_cfg: ModelConfig, cfg: OptimizerConfig) -> dict[str, Multipliers]:
+    """Per-parameter factors of ``model_cfg.parametrization`` for the optimizer that updates each one."""
+    return parameter_multipliers(model, model_cfg.parametrization, model_cfg.base_hidden, model_cfg.base_layers,
+                                 optimizer_of(model, cfg), cfg.muon_adjust_lr)
+
+
+def parameter_groups(model, cfg: OptimizerConfig,
+                     multipliers: dict[str, Multipliers] | None = None) -> dict[str, list[dict]]:
+    """{"muon": [...], "adamw": [...]} param groups; "muon" is empty unless cfg.name == "muon".
+
+    Groups are ordered by first appearance in the model, so the layout (and checkpoints) are
+    the same in every process."""
+    embed = model.get_input_embeddings().weight
+    which = optimizer_of(model, cfg)
+    groups: dict[str, dict[tuple, dict]] = {"muon": {}, "adamw": {}}
+    for name, p in model.named_parameters():
+        if name not in which or not p.requires_grad:  # tied weights appear once
+            continue
+        m = (multipliers or {}).get(name, Multipliers())
+        kind = which[name]
+        decays = p.ndim >= 2 and p is not embed
+        lr = (cfg.muon_lr if kind == "muon" else cfg.lr) * m.lr
+        wd = cfg.weight_decay * m.weight_decay if decays else 0.0
+        key = (lr, wd) if kind == "muon" else (lr, wd, cfg.eps * m.eps)
+        group = groups[kind].setdefault(key, {"params": [], "lr": lr, "weight_decay": wd})
+        if kind == "adamw":
+            group["eps"] = key[2]
+        group["params"].append(p)
+    return {kind: list(by_key.values()) for kind, by_key in groups.items()}
+
+
+def build_optimizers(model, cfg: OptimizerConfig, fused: bool = False,
+                     multipliers: dict[str, Multipliers] | None = None) -> list[torch.optim.Optimizer]:
     """AdamW alone, or [Muon, AdamW]; the list order is fixed (checkpoints rely on it).
 
-    ``fused``: one fused AdamW kernel for all parameters (CPU and CUDA; not for FSDP's DTensors)."""
-    groups = parameter_groups(model, cfg)
+    ``fused``: one fused AdamW kernel for all parameters (CPU and CUDA; not for FSDP's DTensors,
+    which get the foreach implementation). Muon is :class:`GroupedMuon` (batched Newton-Schulz)."""
+    groups = parameter_groups(model, cfg, multipliers)
     optimizers: list[torch.optim.Optimizer] = []
     if groups["muon"]:
-        optimizers.append(
-            torch.optim.Muon(groups["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True,
-                             adjust_lr_fn=cfg.muon_adjust_lr)
-        )
+        optimizers.append(GroupedMuon(groups["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True,
+                                      adjust_lr_fn=cfg.muon_adjust_lr))
     kwargs = {"fused": True} if fused else {"foreach": True}
     optimizers.append(torch.optim.AdamW(groups["adamw"], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, **kwargs))
     return optimizers
@@ -91,5 +111,5 @@ def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
 
 
 def build_schedulers(optimizers, total_steps: int, cfg: ScheduleConfig) -> list[torch.optim.lr_scheduler.LambdaLR]:
-    """One LambdaLR per optimizer, all following :func:`lr_factor`."""
+    """One LambdaLR per optimizer, all following :func:`lr_factor` (each group keeps its own peak)."""
     return [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, cfg)) for opt in optimizers]
