@@ -59,6 +59,9 @@ def lake(tmp_path_factory):
             "other_manifest": load_manifest(long["manifest"])}
 
 
+TIMINGS = {"tokens_per_s", "elapsed_s", "data_wait_s"}  # metrics that depend on the machine, not the run
+
+
 def _cfg(**overrides):
     """The TINY config with dotted-key overrides."""
     return load_config(None, {**_flatten(TINY), **overrides})
@@ -171,7 +174,7 @@ def test_kill_and_resume_gives_the_uninterrupted_losses(lake, tmp_path):
     assert "trained" in resumed.stdout
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["resumed_from"] and "step-" in summary["resumed_from"]
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
     a, b = strip(_metrics(full)), strip(_metrics(killed))
     assert len(a) == len(b) == 90 + 3
     assert a == b  # bitwise: every loss, lr, grad norm and validation loss
@@ -223,14 +226,20 @@ def _torchrun_train(lake, config: Path, output: Path) -> dict:
     return json.loads((output / "summary.json").read_text())
 
 
-def _assert_same_weights(folder_a: Path, folder_b: Path) -> None:
+def _assert_same_weights(folder_a: Path, folder_b: Path, relative_norm: float | None = None) -> None:
+    """Element by element to 1e-4 relative; or, with ``relative_norm``, |a - b| / |a| per tensor
+    (Frobenius norms) at most that."""
     from safetensors.torch import load_file
 
     w_a = load_file(str(folder_a / "model" / "model.safetensors"))
     w_b = load_file(str(folder_b / "model" / "model.safetensors"))
     assert w_a.keys() == w_b.keys()
     for name in w_a:
-        torch.testing.assert_close(w_a[name], w_b[name], rtol=1e-4, atol=1e-5)
+        if relative_norm is None:
+            torch.testing.assert_close(w_a[name], w_b[name], rtol=1e-4, atol=1e-5)
+        else:
+            gap = float((w_a[name] - w_b[name]).norm() / w_a[name].norm())
+            assert gap <= relative_norm, (name, gap)
 
 
 def test_two_process_ddp_matches_one_process_with_double_accumulation(lake, tmp_path):
@@ -263,9 +272,14 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
                    tmp_path / "single", lake["tok"].tokenizer)
     fsdp_rows = _metrics(tmp_path / "fsdp")
     fsdp_losses = [m["loss"] for m in fsdp_rows if "loss" in m]
-    assert fsdp_losses == pytest.approx([m["loss"] for m in _metrics(tmp_path / "single") if "loss" in m], rel=1e-5)
-    assert fsdp["final_val_loss"] == pytest.approx(single["final_val_loss"], rel=1e-5)
-    _assert_same_weights(tmp_path / "fsdp", tmp_path / "single")
+    # Muon (the default) orthogonalises in bf16 with an iteration that blows up the gradient's
+    # near-null directions, so last-bit differences of FSDP's gradients (its backward runs other
+    # kernels than one process's) grow: measured 1.3e-5 relative on the losses and up to 1.7e-3 on a
+    # matrix (Frobenius) after 6 steps. Orthogonalising each rank's rows instead of the whole matrix
+    # (the bug this guards against) was measured 6e-3 on the losses and 0.02-0.10 on the matrices.
+    assert fsdp_losses == pytest.approx([m["loss"] for m in _metrics(tmp_path / "single") if "loss" in m], rel=1e-4)
+    assert fsdp["final_val_loss"] == pytest.approx(single["final_val_loss"], rel=1e-4)
+    _assert_same_weights(tmp_path / "fsdp", tmp_path / "single", relative_norm=5e-3)
 
     # lose the last checkpoint: the rerun resumes from step 3's shards and retraces steps 4-6
     import shutil
@@ -276,5 +290,5 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
     rerun_rows = _metrics(tmp_path / "fsdp")
     assert [sorted(r) for r in rerun_rows] == [sorted(r) for r in fsdp_rows]
     for before, after in zip(fsdp_rows, rerun_rows):
-        for key in before.keys() - {"tokens_per_s"}:
+        for key in before.keys() - TIMINGS:
             assert after[key] == pytest.approx(before[key], rel=1e-6), (before["step"], key)

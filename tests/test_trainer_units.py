@@ -108,3 +108,75 @@ def test_ranks_split_a_step_like_accumulation_does(manifest):
     # each rank reads its own slice: sample indices of one step never overlap between ranks
     slices = [set(range(ddp.first_sample(0, m, r), ddp.first_sample(0, m, r) + 2)) for m in range(2) for r in range(2)]
     assert sum(len(s) for s in slices) == len(set().union(*slices)) == ddp.global_batch == 8
+
+
+def test_grouped_muon_equals_torch_muon_bitwise_and_shares_its_state():
+    """Batched Newton-Schulz over same-shape matrices is the same arithmetic as torch's loop."""
+    from dataengine.trainer.muon import GroupedMuon
+
+    a, b = _tiny_model(), _tiny_model()
+    hidden = lambda m: [p for n, p in m.named_parameters() if p.ndim == 2 and ".layers." in n]  # noqa: E731
+    groups = lambda ps: [{"params": ps[:5], "lr": 0.02}, {"params": ps[5:], "lr": 0.01, "weight_decay": 0.2}]  # noqa: E731
+    ref = torch.optim.Muon(groups(hidden(a)), adjust_lr_fn="original")
+    ours = GroupedMuon(groups(hidden(b)), adjust_lr_fn="original")
+    x = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        for model, opt in ((a, ref), (b, ours)):
+            model(input_ids=x, labels=x).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), _tiny_model().parameters()))  # it trained
+    ours.load_state_dict(ref.state_dict())  # checkpoints move between the two classes
+    assert torch.equal(ours.state[hidden(b)[0]]["momentum_buffer"], ref.state[hidden(a)[0]]["momentum_buffer"])
+
+
+def test_document_positions_restart_after_every_eos():
+    from dataengine.trainer.batches import document_position_ids
+
+    ids = torch.tensor([[5, 6, 0, 7, 8, 9, 0, 0, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9]])
+    assert document_position_ids(ids, eos_id=0).tolist() == [[0, 1, 2, 0, 1, 2, 3, 0, 0], list(range(9))]
+
+
+def test_document_masking_keeps_attention_inside_each_document():
+    """With document masking, the second document's logits do not depend on the first one's
+    tokens (and do without it: the check can fail)."""
+    from dataengine.trainer.batches import micro_batch
+
+    model = _tiny_model().eval()
+    window = np.array([[11, 12, 13, 14, 0, 21, 22, 23, 24, 25, 26]])
+    other = window.copy()
+    other[0, :4] = [41, 42, 43, 44]  # another first document, same length
+    with torch.no_grad():
+        def logits(w, eos):
+            b = micro_batch(w, eos)
+            # use_cache=False as in training: with a cache transformers ignores packed position ids
+            return model(input_ids=b.inputs, position_ids=b.position_ids, use_cache=False).logits[0, 5:]  # 2nd doc
+        assert torch.allclose(logits(window, 0), logits(other, 0), atol=1e-6)
+        assert not torch.allclose(logits(window, None), logits(other, None), atol=1e-3)
+        # the first document alone, positions from 0: the same logits as inside the window
+        alone = model(input_ids=torch.tensor([[21, 22, 23, 24, 25]]), use_cache=False).logits[0]
+        assert torch.allclose(logits(window, 0), alone, atol=1e-5)
+
+
+def test_prefetcher_yields_in_order_and_raises_the_threads_error_at_its_step():
+    from dataengine.trainer.batches import Prefetcher
+
+    for depth in (0, 2):
+        p = Prefetcher(lambda s: s * s, 3, 8, depth)
+        assert [p.get(s) for s in range(3, 8)] == [9, 16, 25, 36, 49]
+        p.close()
+
+    def make(step):
+        if step == 5:
+            raise OSError("unreadable shard")
+        return step
+
+    p = Prefetcher(make, 3, 8, 2)
+    assert [p.get(3), p.get(4)] == [3, 4]
+    with pytest.raises(OSError, match="unreadable shard"):
+        p.get(5)
+    p.close()
+    with pytest.raises(ValueError, match="expected step"):
+        Prefetcher(make, 0, 3, 0).get(1)

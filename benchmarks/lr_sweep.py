@@ -1,0 +1,144 @@
+"""Learning-rate sweeps of our trainer: how the defaults were chosen, and whether lr transfers across sizes.
+
+``defaults``: the race setting of bench_time_to_loss.py (small preset, seq 256, batch 8, 300
+steps, precision auto) over a grid of Muon lr x AdamW lr x schedule; the table is what the
+defaults in trainer/config.py were read from.
+
+    python benchmarks/lr_sweep.py defaults --muon-lr 0.01 0.02 0.04 --lr 0.003 0.01 --schedule wsd cosine
+
+``transfer``: the same lr grid (one multiplier on both the Muon and the AdamW lr) on two widths
+(64 and 256 at 2 layers) and two depths (2 and 8 layers at width 64), head dim 32, seq 128,
+batch 8, under ``model.parametrization: standard`` and ``completep``. Under a parametrization
+that transfers, the best multiplier is the same for every shape.
+
+    python benchmarks/lr_sweep.py transfer --multipliers 0.25 0.5 1 2 4 --svg benchmarks/results/lr_transfer.svg
+
+Runs go ``--parallel`` at a time (one torch thread each; losses do not depend on load).
+Results: one JSON line per run in ``--out``, then a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from trainer_common import cpu_name, git_revision, line_chart, machine_load, prepare_blend, run_grid
+
+SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
+    "w64-L2": (64, 2),
+    "w256-L2": (256, 2),
+    "w64-L8": (64, 8),
+}
+
+
+def defaults_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
+    jobs = []
+    for muon_lr, lr, schedule in itertools.product(args.muon_lr, args.lr, args.schedule):
+        name = f"muon_lr={muon_lr} lr={lr} {schedule}"
+        overrides = {"steps": args.steps, "model.preset": "small", "model.seq_len": 256, "data.micro_batch_size": 8,
+                     "data.val_samples": 64, "eval_every": args.eval_every, "optimizer.name": args.optimizer,
+                     "optimizer.muon_lr": muon_lr, "optimizer.lr": lr, "schedule.kind": schedule,
+                     "schedule.warmup_steps": args.warmup}
+        jobs.append({"name": name, "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
+                     "output": str(work / f"run{len(jobs)}")})
+    return jobs
+
+
+def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
+    from dataengine.trainer.config import OptimizerConfig
+
+    base = OptimizerConfig(name=args.optimizer)
+    jobs = []
+    for shape, param, mult in itertools.product(args.shapes, args.parametrization, args.multipliers):
+        hidden, layers = SHAPES[shape]
+        overrides = {
+            "steps": args.steps, "model.preset": "tiny", "model.seq_len": 128, "data.micro_batch_size": 8,
+            "model.overrides": {"hidden_size": hidden, "intermediate_size": 3 * hidden, "num_hidden_layers": layers,
+                                "num_attention_heads": hidden // 32, "num_key_value_heads": hidden // 32},
+            "model.parametrization": param, "runtime.precision": "fp32", "data.val_samples": 64,
+            "eval_every": args.steps, "optimizer.name": args.optimizer,
+            "optimizer.muon_lr": base.muon_lr * mult, "optimizer.lr": base.lr * mult,
+        }
+        jobs.append({"name": f"{shape} {param} x{mult}", "shape": shape, "parametrization": param, "multiplier": mult,
+                     "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
+                     "output": str(work / f"run{len(jobs)}")})
+    return jobs
+
+
+def _final(result: dict) -> float:
+    return result["summary"]["final_val_loss"] if "summary" in result else float("nan")
+
+
+def transfer_table(results: list[dict], jobs: list[dict], args) -> tuple[str, str]:
+    """A markdown table (val loss per multiplier, best in bold) and the SVG plot."""
+    by_name = {r["name"]: r for r in results}
+    lines = ["| shape | parametrization | " + " | ".join(f"x{m}" for m in args.multipliers) + " | best |",
+             "|---|---|" + "---|" * (len(args.multipliers) + 1)]
+    series = []
+    for shape, param in itertools.product(args.shapes, args.parametrization):
+        vals = [_final(by_name[f"{shape} {param} x{m}"]) for m in args.multipliers]
+        finite = [(v, m) for v, m in zip(vals, args.multipliers) if v == v]
+        best = min(finite)[1] if finite else None
+        cells = [("**%.3f**" if m == best else "%.3f") % v if v == v else "diverged" for v, m in zip(vals, args.multipliers)]
+        lines.append(f"| {shape} | {param} | " + " | ".join(cells) + f" | x{best} |")
+        series.append((f"{shape} ({param})", [(m, v) for v, m in zip(vals, args.multipliers)]))
+    finite = [y for _, s in series for _, y in s if y == y]
+    svg = line_chart(series, f"lr transfer ({args.optimizer}): final validation loss after {args.steps} steps",
+                     "lr multiplier (x the default Muon and AdamW lr)", "validation loss", log_x=True,
+                     y_range=(min(finite), min(max(finite), min(finite) + 1.5)) if finite else None)
+    return "\n".join(lines), svg
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="grid", required=True)
+    d = sub.add_parser("defaults")
+    d.add_argument("--muon-lr", type=float, nargs="+", default=[0.01, 0.02, 0.04])
+    d.add_argument("--lr", type=float, nargs="+", default=[3e-3])
+    d.add_argument("--schedule", nargs="+", default=["wsd"])
+    d.add_argument("--warmup", type=int, default=20)
+    d.add_argument("--steps", type=int, default=300)
+    d.add_argument("--eval-every", type=int, default=25)
+    t = sub.add_parser("transfer")
+    t.add_argument("--multipliers", type=float, nargs="+", default=[0.25, 0.5, 1, 2, 4])
+    t.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    t.add_argument("--parametrization", nargs="+", default=["standard", "completep"])
+    t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--svg", type=Path)
+    for p in (d, t):
+        p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])
+        p.add_argument("--parallel", type=int, default=2)
+        p.add_argument("--out", type=Path, default=Path("lr_sweep.jsonl"))
+    args = ap.parse_args()
+    started, load = time.time(), machine_load()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        manifest, tok = prepare_blend(tmp)
+        jobs = (defaults_jobs if args.grid == "defaults" else transfer_jobs)(args, manifest, tok, tmp)
+
+        def report(r):
+            with open(args.out, "a") as fh:
+                fh.write(json.dumps({k: v for k, v in r.items() if k != "train"}) + "\n")
+            print(f"{r['name']}: " + (f"val {_final(r):.4f}" if "summary" in r else r["error"]), flush=True)
+
+        results = run_grid(jobs, args.parallel, report)
+    print(f"\n{cpu_name()}, {args.parallel} runs at a time, load {load} at start, {time.time() - started:.0f} s, "
+          f"revision {git_revision()}")
+    if args.grid == "defaults":
+        print("| config | " + " | ".join(f"val@{s}" for s, _, _ in results[0].get("val", [])) + " |")
+        for r in results:
+            print(f"| {r['name']} | " + " | ".join(f"{v:.3f}" for _, v, _ in r.get("val", [])) + " |")
+    else:
+        table, svg = transfer_table(results, jobs, args)
+        print(table)
+        if args.svg:
+            args.svg.parent.mkdir(parents=True, exist_ok=True)
+            args.svg.write_text(svg)
+
+
+if __name__ == "__main__":
+    main()
