@@ -11,8 +11,9 @@ contender's time to the target is the training time at its first evaluation at o
 Contenders:
   hf-adamw lr=X     HF Trainer, AdamW (fused), fp32, warmup + cosine, wd 0.1, beta2 0.95,
                     clipping 1.0: one run per lr of ``--hf-lrs``; the best sets the target
-  hf-muon-bf16      HF Trainer given our optimizers (Muon for hidden matrices + AdamW, our
-                    default lrs and schedule) and bf16 autocast: what is left is engineering
+  hf-muon-bf16      HF Trainer given our default optimizer settings on stock torch optimizers
+                    (torch.optim.Muon for the hidden matrices + fused AdamW, our default lrs,
+                    parameter groups and schedule) and bf16 autocast: what is left is engineering
   ours-adamw        our trainer at the HF best run's settings (AdamW at its lr, fp32, cosine to
                     0, no document masking): engineering at equal settings
   ours-defaults     `dataengine train` with no config beyond size, batch, steps and threads
@@ -104,7 +105,7 @@ def run_hf(name: str, args, manifest: Path, lr: float | None, ours_optimizer: bo
     from dataengine.trainer.distributed import DistEnv
     from dataengine.trainer.loop import build_parametrized_model, evaluate
     from dataengine.trainer.model import model_config
-    from dataengine.trainer.optim import build_optimizers, lr_factor
+    from dataengine.trainer.optim import lr_factor, parameter_groups
 
     torch.set_num_threads(args.threads)
     m = json.loads(manifest.read_text())
@@ -130,7 +131,10 @@ def run_hf(name: str, args, manifest: Path, lr: float | None, ours_optimizer: bo
 
     optimizers = (None, None)
     if ours_optimizer:
-        opt = _Together(build_optimizers(model, cfg.optimizer, fused=True, multipliers=multipliers))
+        o, groups = cfg.optimizer, parameter_groups(model, cfg.optimizer, multipliers)
+        opt = _Together([torch.optim.Muon(groups["muon"], lr=o.muon_lr, momentum=o.muon_momentum, nesterov=True,
+                                          adjust_lr_fn=o.muon_adjust_lr),
+                         torch.optim.AdamW(groups["adamw"], lr=o.lr, betas=o.betas, eps=o.eps, fused=True)])
         optimizers = (opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, args.steps, cfg.schedule)))
     targs = TrainingArguments(
         output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,

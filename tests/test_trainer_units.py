@@ -180,3 +180,13 @@ def test_prefetcher_yields_in_order_and_raises_the_threads_error_at_its_step():
     p.close()
     with pytest.raises(ValueError, match="expected step"):
         Prefetcher(make, 0, 3, 0).get(1)
+
+
+def test_the_docs_state_the_defaults_exactly_as_the_code_has_them():
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "trainer.md").read_text()
+    block = text.split("<!-- defaults: generated from TrainConfig() -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == TrainConfig().model_dump(mode="json")

@@ -1,0 +1,182 @@
+"""What each piece of the trainer's engineering costs or saves, measured one at a time.
+
+  masking    training step with document masking (block-causal attention) vs plain causal
+  compile    torch.compile: compile time, then steady step time compiled vs eager
+  optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
+  loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
+
+Steps are real training steps of the preset on the benchmark blend (demo corpus, 512-token
+BPE), one torch thread; A and B alternate ``--repeats`` times and the median of each is
+compared, because other jobs share the machine (the load is printed).
+
+    python benchmarks/bench_trainer_parts.py masking compile optimizer loader --preset small --seq-len 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from trainer_common import cpu_name, git_revision, machine_load, prepare_blend, train_one
+
+import torch  # noqa: E402
+
+
+def _setup(args, manifest_path: Path, optimizer: str = "muon"):
+    from dataengine.trainer.config import TrainConfig
+    from dataengine.trainer.data import TrainStream
+    from dataengine.trainer.loop import build_parametrized_model
+    from dataengine.trainer.model import model_config
+    from dataengine.trainer.precision import use_bf16
+
+    m = json.loads(manifest_path.read_text())
+    cfg = TrainConfig.model_validate({"model": {"preset": args.preset, "seq_len": args.seq_len},
+                                      "optimizer": {"name": optimizer}})
+    hf = model_config(args.preset, m["vocab_size"], m["eos_id"], args.seq_len)
+    model, multipliers = build_parametrized_model(hf, cfg)
+    stream = TrainStream(m, args.seq_len, None, args.batch, 1, 1, 10_000, 0.05)
+    bf16 = use_bf16("auto", torch.device("cpu"), hf.hidden_size)
+    return m, cfg, model, multipliers, stream, bf16
+
+
+def _step_seconds(model, optimizers, stream, bf16, eos, steps: int, first: int = 0) -> list[float]:
+    from dataengine.trainer.batches import micro_batch
+    from dataengine.trainer.loop import causal_lm_loss
+
+    out = []
+    for s in range(first, first + steps):
+        batch = micro_batch(stream.micro_batch_at(s, 0, 0), eos)
+        t = time.perf_counter()
+        causal_lm_loss(model, batch, bf16).backward()
+        for o in optimizers:
+            o.step()
+            o.zero_grad(set_to_none=True)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def bench_masking(args, manifest: Path) -> dict:
+    from dataengine.trainer.optim import build_optimizers
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+    _step_seconds(model, opts, stream, bf16, None, 3)
+    times = {"causal": [], "document-masked": []}
+    for r in range(args.repeats):
+        for name, eos in (("causal", None), ("document-masked", m["eos_id"])):
+            times[name].append(statistics.median(_step_seconds(model, opts, stream, bf16, eos, args.steps, 100 * r)))
+    a, b = statistics.median(times["causal"]), statistics.median(times["document-masked"])
+    return {"step_s_causal": a, "step_s_document_masked": b, "masked_vs_causal": b / a,
+            "windows_with_a_boundary": _boundary_share(stream, m["eos_id"])}
+
+
+def _boundary_share(stream, eos: int) -> float:
+    rows = [stream.micro_batch_at(s, 0, 0)[:, :-1] for s in range(50)]
+    return float(sum(int((r == eos).any(axis=1).sum()) for r in rows) / sum(len(r) for r in rows))
+
+
+def bench_compile(args, manifest: Path) -> dict:
+    from dataengine.trainer.optim import build_optimizers
+
+    out = {}
+    for mode in ("eager", "compiled"):
+        m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+        opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+        if mode == "compiled":
+            model.compile()
+        t = time.perf_counter()
+        _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)
+        out[f"{mode}_first_2_steps_s"] = time.perf_counter() - t
+        out[f"{mode}_step_s"] = statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps * args.repeats, 2))
+    out["compile_time_s"] = out["compiled_first_2_steps_s"] - out["eager_first_2_steps_s"]
+    out["speedup"] = out["eager_step_s"] / out["compiled_step_s"]
+    saved = out["eager_step_s"] - out["compiled_step_s"]
+    out["break_even_steps"] = out["compile_time_s"] / saved if saved > 0 else None
+    return out
+
+
+def bench_optimizer(args, manifest: Path) -> dict:
+    from dataengine.trainer.muon import GroupedMuon
+    from dataengine.trainer.optim import parameter_groups
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    from dataengine.trainer.batches import micro_batch
+    from dataengine.trainer.loop import causal_lm_loss
+
+    causal_lm_loss(model, micro_batch(stream.micro_batch_at(0, 0, 0), None), bf16).backward()  # real gradients
+    groups = parameter_groups(model, cfg.optimizer, mult)
+    adamw_all = [{"params": list(model.parameters()), "lr": 1e-3}]
+    makers = {
+        "muon_torch": lambda: torch.optim.Muon(groups["muon"], adjust_lr_fn="original"),
+        "muon_grouped": lambda: GroupedMuon(groups["muon"], adjust_lr_fn="original"),
+        "adamw_for_loop": lambda: torch.optim.AdamW(adamw_all, foreach=False),
+        "adamw_foreach": lambda: torch.optim.AdamW(adamw_all, foreach=True),
+        "adamw_fused": lambda: torch.optim.AdamW(adamw_all, fused=True),
+    }
+    state0 = {k: v.clone() for k, v in model.state_dict().items()}
+    times = {k: [] for k in makers}
+    for _ in range(args.repeats):
+        for name, make in makers.items():
+            opt = make()
+            opt.step()  # state allocation
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                opt.step()
+            times[name].append((time.perf_counter() - t) / args.steps)
+            model.load_state_dict(state0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {**{f"{k}_s": v for k, v in med.items()},
+            "muon_grouped_speedup": med["muon_torch"] / med["muon_grouped"],
+            "adamw_fused_vs_for_loop": med["adamw_for_loop"] / med["adamw_fused"],
+            "adamw_fused_vs_foreach": med["adamw_foreach"] / med["adamw_fused"]}
+
+
+def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
+    out = {}
+    for prefetch in (0, 2):
+        waits, steps = [], []
+        for r in range(args.repeats):
+            run = work / f"loader{prefetch}-{r}"
+            res = train_one({"name": f"prefetch {prefetch}", "manifest": str(manifest), "tokenizer": str(tok),
+                             "output": str(run), "overrides": {
+                                 "steps": args.steps, "model.preset": args.preset, "model.seq_len": args.seq_len,
+                                 "data.micro_batch_size": args.batch, "data.prefetch": prefetch, "eval_every": 10**6}})
+            rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            waits += [r_["data_wait_s"] for r_ in rows if "data_wait_s" in r_][2:]
+            steps.append(res["summary"]["train_seconds"] / args.steps)
+        out[f"prefetch{prefetch}_wait_ms_median"] = 1000 * statistics.median(waits)
+        out[f"prefetch{prefetch}_wait_ms_max"] = 1000 * max(waits)
+        out[f"prefetch{prefetch}_step_s"] = statistics.median(steps)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("parts", nargs="+", choices=["masking", "compile", "optimizer", "loader"])
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=10, help="steps per measurement")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    print(f"{cpu_name()}, 1 torch thread, torch {torch.__version__}, preset {args.preset}, seq {args.seq_len}, "
+          f"batch {args.batch}, load {machine_load()}, revision {git_revision()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        manifest, tok = prepare_blend(tmp)
+        for part in args.parts:
+            if part == "loader":
+                result = bench_loader(args, manifest, tok, tmp)
+            else:
+                result = {"masking": bench_masking, "compile": bench_compile, "optimizer": bench_optimizer}[part](args, manifest)
+            print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v
+                                                                       for k, v in result.items()}}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
