@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_WAREHOUSE ?= demo-warehouse
 
-.PHONY: demo test install install-dev system-deps clean
+.PHONY: demo test test-fast install install-dev system-deps clean
 
 # torch first, pinned to the CPU wheel: anything that pulls torch later must find it
 # already satisfied, or pip fetches a multi-GB CUDA build.
@@ -43,7 +43,12 @@ demo: install
 
 # pytest exits 5 when it collects no test: report it rather than pass silently as a crash.
 test: install-dev system-deps
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -P -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+# The inner loop: every test not marked slow (under 2 minutes on 2 cores). CI runs `make test`.
+test-fast: install-dev
+	@$(PY) -P -m pytest -q -m "not slow" ; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 clean:

@@ -15,11 +15,11 @@ useful is left or a request failed) and ``math_clean_status``: ``ok``, ``no_cont
 
 from __future__ import annotations
 
-from typing import Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import field_validator, Field
 
+from dataengine.core.registry import check_backend
 from dataengine.core.stage import Stage, StageParams
 
 NO_CONTENT_MARKER = "[NO_USEFUL_CONTENT]"
@@ -44,7 +44,12 @@ Text:
 
 
 class MathCleanupParams(StageParams):
-    backend: Literal["transformers", "http", "vllm"] = Field("transformers", description="generators backend")
+    backend: str = Field("transformers", description="an installed LLM backend: transformers, http, vllm, ...")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return check_backend(value)
     model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
     backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url")
     max_input_tokens: int = Field(1024, ge=16, description="chunk budget in the model's tokens")

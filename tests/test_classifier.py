@@ -16,8 +16,8 @@ from dataengine.filters.classifiers import Classifiers
 from dataengine.warehouse import Warehouse
 
 DATA = Path(__file__).parent / "data"
-ARTICLES = "SELECT text FROM pages WHERE meta->>'kind' = 'article'"
-BOILERPLATE = "SELECT text FROM pages WHERE meta->>'kind' = 'boilerplate'"
+ARTICLES = "SELECT text FROM pages WHERE kind = 'article'"
+BOILERPLATE = "SELECT text FROM pages WHERE kind = 'boilerplate'"
 
 
 def _one_line_error(proc, needle: str) -> None:
@@ -74,7 +74,7 @@ def test_scoring_stage_by_name_and_by_path(trained):
     spec = f"classifiers:classifiers=[{{name: art, model: article@1}}, {{name: boiler, model: '{path}', label: lq}}]"
     run_cli("run", "--from", "pages", "--stage", spec, "--to", "scored", "-q", warehouse=w, check=True)
     rows = Warehouse(w).sql(
-        "SELECT meta->>'kind' AS kind, avg(art_score) AS art, avg(boiler_score) AS boiler, count(art_score) AS n "
+        "SELECT kind AS kind, avg(art_score) AS art, avg(boiler_score) AS boiler, count(art_score) AS n "
         "FROM scored GROUP BY 1 ORDER BY 1"
     ).to_pylist()
     article, boiler = rows

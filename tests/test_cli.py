@@ -56,7 +56,10 @@ def test_inline_run_sql_formats_tables_history(tmp_path, corpus_files):
     n, m = map(int, csv.stdout.splitlines()[1].split(","))
     assert 0 < n < 400 and m > 300
     js = run_cli("sql", "SELECT id FROM raw ORDER BY id LIMIT 3", "--format", "json", warehouse=w, check=True)
-    assert [len(json.loads(line)["id"]) for line in js.stdout.splitlines()] == [32, 32, 32]
+    ids = [r["id"] for r in json.loads(js.stdout)]  # --format json: one JSON array
+    assert len(ids) == 3 and ids == sorted(ids)
+    jl = run_cli("sql", "SELECT id FROM raw ORDER BY id LIMIT 3", "--format", "jsonl", warehouse=w, check=True)
+    assert [json.loads(line)["id"] for line in jl.stdout.splitlines()] == ids  # --format jsonl: JSON lines
     out = tmp_path / "o.parquet"
     run_cli("sql", "SELECT * FROM long_docs", "--format", "parquet", "--output", str(out), warehouse=w, check=True)
     assert pq.read_table(out).num_rows == n

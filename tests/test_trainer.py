@@ -180,7 +180,7 @@ def test_kill_and_resume_gives_the_uninterrupted_losses(lake, tmp_path):
     rows = run_cli("sql", "SELECT blend_ref, steps, optimizer, final_val_loss, resumed_from FROM "
                    "dataengine.training_runs WHERE blend = 'shakes' AND blend_version = 1 AND steps = 90",
                    "--format", "json", warehouse=root, check=True).stdout
-    recorded = [json.loads(line) for line in rows.splitlines()]
+    recorded = json.loads(rows)
     assert len(recorded) == 2 and {r["optimizer"] for r in recorded} == {"muon"}
     assert recorded[0]["final_val_loss"] == recorded[1]["final_val_loss"]
     assert sum(r["resumed_from"] is not None for r in recorded) == 1

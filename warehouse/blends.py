@@ -99,10 +99,10 @@ def definition_from_yaml(path: str) -> BlendDefinition:
         raw = yaml.safe_load(open(path).read())
     except (OSError, yaml.YAMLError) as exc:
         raise BlendError(f"cannot read blend file {path}: {str(exc).splitlines()[0]}") from None
-    return _validated(raw)
+    return validate_definition(raw)
 
 
-def _validated(raw) -> BlendDefinition:
+def validate_definition(raw) -> BlendDefinition:
     try:
         return BlendDefinition(**raw)
     except (ValidationError, TypeError) as exc:
@@ -137,11 +137,11 @@ class Blends:
     def create(self, definition: BlendDefinition | dict, replace: bool = False) -> int:
         """Store a blend definition (a new revision when ``replace``). Returns the revision."""
         if isinstance(definition, dict):
-            definition = _validated(definition)
+            definition = validate_definition(definition)
         with self.wh.connect(read_only=True) as con:
             for comp in definition.components:
                 check_component(con, comp)
-        current = self._latest_revision(definition.name)
+        current = self.latest_revision(definition.name)
         if current and not replace:
             raise BlendError(f"blend {definition.name!r} exists (revision {current}); use --replace to revise it")
         revision = (current or 0) + 1
@@ -192,7 +192,7 @@ class Blends:
             raise BlendError(f"no blend named {name!r}; `dataengine blend list` shows them")
         return BlendDefinition.model_validate_json(rows[0]["definition"]), rows[0]["revision"]
 
-    def _latest_revision(self, name: str) -> int | None:
+    def latest_revision(self, name: str) -> int | None:
         rows = self._rows("SELECT max(revision) AS r FROM dataengine.blends WHERE name = ?", [name])
         return rows[0]["r"] if rows else None
 
@@ -257,7 +257,7 @@ class Blends:
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:32]
-        version = (self._latest_version(name) or 0) + 1
+        version = (self.latest_version(name) or 0) + 1
         now = dt.datetime.now(dt.timezone.utc)
         record = {
             "blend": name,
@@ -320,7 +320,7 @@ class Blends:
                 con.execute("ROLLBACK")
                 raise BlendError(f"could not record the blend version: {one_line(exc)}") from None
 
-    def _latest_version(self, name: str) -> int | None:
+    def latest_version(self, name: str) -> int | None:
         rows = self._rows("SELECT max(version) AS v FROM dataengine.blend_versions WHERE blend = ?", [name])
         return rows[0]["v"] if rows else None
 
@@ -333,7 +333,7 @@ class Blends:
             except ValueError:
                 raise BlendError(f"bad blend version {ref!r}: use NAME@N") from None
         else:
-            number = self._latest_version(name)
+            number = self.latest_version(name)
             if number is None:
                 raise BlendError(f"blend {name!r} has no frozen version; run `dataengine blend freeze {name}`")
         rows = self._rows("SELECT * FROM dataengine.blend_versions WHERE blend = ? AND version = ?", [name, number])

@@ -107,7 +107,25 @@ def read_config(root: str | os.PathLike) -> WarehouseConfig:
         raise WarehouseError(f"{cfg_file} is not a valid warehouse config: {exc}") from None
 
 
-_TIME_TRAVEL = re.compile(r"(?<![\w@.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)@(\d+)\b")
+_TIME_TRAVEL = re.compile(
+    r"(?<![\w@.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)@(\d+)\b"
+    r"(\s+(?:AS\s+)?([A-Za-z_]\w*))?",
+    re.IGNORECASE,
+)
+#: Words that may follow ``table@N`` and are not an alias of it.
+_NOT_ALIAS = frozenset(
+    """where join on using group order limit offset union except intersect left right inner outer full cross
+    natural positional asof anti semi lateral having window qualify select from at tablesample sample
+    returning pivot unpivot fetch for with values and or not is in as by set into when then else end""".split()
+)
+
+
+def _time_travel(match: re.Match) -> str:
+    table, version, tail, alias = match.group(1), match.group(2), match.group(3), match.group(4)
+    if alias and alias.lower() not in _NOT_ALIAS:
+        # DuckDB wants the alias before AT: ``t AS a AT (VERSION => n)``
+        return f"{table} AS {alias} AT (VERSION => {version})"
+    return f"{table} AT (VERSION => {version})" + (tail or "")
 
 
 def rewrite_time_travel(query: str) -> str:
@@ -130,7 +148,7 @@ def rewrite_time_travel(query: str) -> str:
         j = i
         while j < n and query[j] not in ("'", '"'):
             j += 1
-        out.append(_TIME_TRAVEL.sub(r"\1 AT (VERSION => \2)", query[i:j]))
+        out.append(_TIME_TRAVEL.sub(_time_travel, query[i:j]))
         i = j
     return "".join(out)
 
@@ -302,6 +320,20 @@ class Warehouse:
                 return con.execute(rewrite_time_travel(query), params or []).to_arrow_table()
             except duckdb.Error as exc:
                 raise WarehouseError(one_line(exc)) from None
+
+    def relation(self, query: str, snapshot: int | None = None) -> duckdb.DuckDBPyRelation:
+        """A lazy DuckDB relation over the lake (``table@N`` time travel allowed).
+
+        Compose it further (``.filter()``, ``.aggregate()``, ``.join()``) and materialise
+        with ``.arrow()``, ``.df()`` or ``.fetchall()``. It keeps its own read-only
+        connection (one read transaction) alive for as long as the relation lives.
+        """
+        con = self.connect(read_only=True, snapshot=snapshot)
+        try:
+            return con.sql(rewrite_time_travel(query))
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(one_line(exc)) from None
 
     def execute(self, query: str, params: Sequence | None = None) -> None:
         """Run a writing statement in its own transaction (becomes one snapshot)."""

@@ -1,51 +1,91 @@
-"""State and helpers shared by the CLI modules.
+"""State and output helpers shared by the CLI modules.
 
-Kept apart from `dataengine.cli` so sub-command modules see the same state whether the
-CLI runs as the `dataengine` script or as `python -m dataengine.cli` (where cli.py is
-`__main__` and a second import of it would hold a second, empty state).
+Kept apart from :mod:`dataengine.cli.app` so sub-command modules see the same state whether
+the CLI runs as the `dataengine` script or as `python -m dataengine.cli`.
 """
 
 from __future__ import annotations
 
+import pyarrow as pa
+from rich.console import Console
 from rich.table import Table
 
+from dataengine.api import open_warehouse, warehouse_path
 from dataengine.core.progress import console
 
-DEFAULT_WAREHOUSE = "./warehouse"
+
+class CliState:
+    warehouse_path: str | None = None
+    quiet: bool = False
 
 
-class _State:
-    warehouse_path: str = DEFAULT_WAREHOUSE
+state = CliState()
 
 
-state = _State()
+def open_cli_warehouse():
+    """The warehouse named by --warehouse / $DATAENGINE_WAREHOUSE / ./warehouse."""
+    return open_warehouse(warehouse_path(state.warehouse_path))
 
 
-def _open():
-    from dataengine.warehouse import Warehouse
-
-    return Warehouse(state.warehouse_path)
-
-
-def _out(text) -> None:
-    from rich.console import Console
-
-    Console().print(text)
+def out(text) -> None:
+    """Results on stdout (tables, summaries); progress and warnings go to stderr."""
+    Console(soft_wrap=True).print(text, highlight=False)
 
 
-def _print_arrow(result, limit: int = 50) -> None:
+def warn(text: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+
+
+def print_arrow(result: pa.Table, limit: int = 50) -> None:
+    """The first ``limit`` rows of an Arrow table as a terminal table."""
     t = Table(show_lines=False)
     for name in result.column_names:
         t.add_column(name, overflow="fold", max_width=60)
     for row in result.slice(0, limit).to_pylist():
-        t.add_row(*[_cell(v) for v in row.values()])
-    _out(t)
+        t.add_row(*[cell(v) for v in row.values()])
+    out(t)
     if result.num_rows > limit:
         console.print(f"({result.num_rows:,} rows, {limit} shown; use --limit or --format csv)")
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     if value is None:
         return "NULL"
     text = str(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def print_run(result) -> None:
+    """What a pipeline run did: per-stage counters, skipped input, the committed snapshot."""
+    from dataengine.core.progress import run_summary
+
+    if result.already_committed:
+        console.print(
+            f"run {result.run_id} was already committed as snapshot {result.snapshot_id} of "
+            f"{result.output_table}; nothing to do (--new-run to run it again)"
+        )
+        return
+    out(run_summary(result))
+    if result.source_skipped:
+        skipped = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.source_skipped.items()))
+        console.print(f"skipped input records: {skipped}")
+    errors = sum(st.get("errors", 0) for st in result.stats.values())
+    resumed = f", {result.shards_resumed} resumed from an earlier attempt" if result.shards_resumed else ""
+    console.print(
+        f"[green]committed[/green] {result.rows_out:,} rows to {result.output_table} as snapshot "
+        f"{result.snapshot_id} ({result.shards} shards{resumed}, {errors} row errors, {result.seconds:.1f}s)"
+    )
+
+
+def version_table(v: dict) -> Table:
+    """A blend version's components as a terminal table."""
+    t = Table(title=f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})")
+    for c in ("component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"):
+        t.add_column(c, justify="left" if c in ("component", "phase") else "right")
+    for c in v["components"]:
+        eff = c.get("effective_epochs")
+        t.add_row(
+            c["component"], c["phase"], f"{c['weight']:g}", "-" if c["max_epochs"] is None else f"{c['max_epochs']:g}",
+            f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
+        )
+    return t

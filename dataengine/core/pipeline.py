@@ -201,6 +201,19 @@ def check_columns(stages: list[Stage], source_columns: list[str]) -> None:
         available.update(stage.output_columns())
 
 
+def check_text_column(stages: list[Stage], source_columns: list[str]) -> None:
+    """Every document table has a ``text`` column: from the source or from a stage (extract)."""
+    produced = set(source_columns)
+    for stage in stages:
+        produced |= set(stage.output_columns())
+    if "text" not in produced:
+        shown = ", ".join(c for c in source_columns[:20])
+        raise PipelineConfigError(
+            f"the output would have no `text` column: the source has {shown or 'no columns'}; name the field that "
+            "holds the text (text_field / --text-field) or add a stage that extracts it"
+        )
+
+
 def expand_files(patterns: list[str]) -> list[str]:
     """Expand globs for local paths and fsspec URLs; a pattern matching nothing is an error."""
     files: list[str] = []

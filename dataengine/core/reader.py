@@ -37,14 +37,20 @@ class Reader:
         """Columns the documents of ``path`` will have (for validating a pipeline up front)."""
         raise NotImplementedError
 
+    def plan(self, files: list[str]) -> list[str]:
+        """Called once when a run is planned, before any shard: fix what every shard must share
+        (e.g. an inferred schema) and return the columns the documents will have."""
+        return self.columns(files[0])
+
     def read(self, path: str, batch_size: int) -> Iterator[pa.Table]:
         raise NotImplementedError
 
     def __getstate__(self):
-        return {"options": self.options}
+        return {"options": self.options, "planned": getattr(self, "planned", None)}
 
     def __setstate__(self, state):
         self.options = state["options"]
+        self.planned = state.get("planned")
         self.skipped = Counter()
 
 

@@ -25,6 +25,7 @@ from dataengine.core.pipeline import (
     PipelineConfig,
     build_stages,
     check_columns,
+    check_text_column,
     expand_files,
     fingerprint,
     validate_reader,
@@ -103,7 +104,7 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
     else:
         reader = validate_reader(pipeline)
         files = expand_files(src.files)
-        columns = reader.columns(files[0])
+        columns = reader.plan(files)
         shards = [Shard(key=f"file-{i:05d}", path=p) for i, p in enumerate(files)]
         source_desc = f"{len(files)} {src.format} file(s)"
         identity = {
@@ -112,6 +113,8 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
             "options": reader.options.model_dump(mode="json"),
         }
     check_columns(stages, columns)
+    if reader is not None and getattr(reader.options, "text_field", None):
+        check_text_column(stages, columns)
     run_id = fingerprint(
         {
             "source": identity,

@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pyarrow as pa
 import xxhash
-from pydantic import Field
+from pydantic import field_validator, Field
 
 from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
 from dataengine.generators.cache import CachedBackend, RequestCache
 from dataengine.generators.prompts import PromptTemplate, load_prompt
+from dataengine.core.registry import check_backend
 from dataengine.core.stage import Stage, StageParams
 
 SYNTHETIC_SCHEMA = pa.schema(
@@ -54,7 +54,12 @@ SYNTHETIC_SCHEMA = pa.schema(
 
 
 class RecipeParams(StageParams):
-    backend: Literal["transformers", "http", "vllm"] = Field("transformers", description="transformers | http | vllm")
+    backend: str = Field("transformers", description="an installed LLM backend: transformers, http, vllm, ...")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return check_backend(value)
     model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
     backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url, concurrency")
     sampling: SamplingParams = Field(default_factory=SamplingParams)

@@ -34,3 +34,16 @@ def dedup_report(warehouse, table: str, top: int = 5) -> list[dict]:
             ).to_pylist()
         reports.append(report)
     return reports
+
+
+def dedup_report_html(reports: list[dict], table: str, path) -> "Path":
+    """Cluster-size charts and the largest clusters of every dedup family, as one HTML file."""
+    from dataengine.reports.svg import bar_chart, table_html, write_report
+
+    sections = []
+    for r in reports:
+        hist = r.get("histogram") or []
+        sections.append((f"{r['prefix']}: duplicate rate {r['rate']:.1%}",
+                         bar_chart("documents by cluster size", [h["size"] for h in hist], [float(h["docs"]) for h in hist])
+                         + table_html(r.get("largest") or [])))
+    return write_report(path, f"duplicates in {table}", sections)
