@@ -17,10 +17,10 @@ from __future__ import annotations
 
 
 import pyarrow as pa
-from pydantic import field_validator, Field
+from pydantic import Field
 
-from dataengine.core.registry import check_backend
-from dataengine.core.stage import Stage, StageParams
+from dataengine.core.stage import Stage
+from dataengine.generators.backends.base import BackendParams
 
 NO_CONTENT_MARKER = "[NO_USEFUL_CONTENT]"
 
@@ -43,15 +43,7 @@ Text:
 {text}"""
 
 
-class MathCleanupParams(StageParams):
-    backend: str = Field("transformers", description="an installed LLM backend: transformers, http, vllm, ...")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        return check_backend(value)
-    model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
-    backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url")
+class MathCleanupParams(BackendParams):
     max_input_tokens: int = Field(1024, ge=16, description="chunk budget in the model's tokens")
     max_output_tokens: int = Field(1536, ge=1, description="tokens generated per chunk")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (cleanup should not be creative)")

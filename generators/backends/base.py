@@ -12,7 +12,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dataengine.core.registry import check_backend
+from dataengine.core.stage import StageParams
+
+
+class BackendParams(StageParams):
+    """The parameters every LLM stage shares: which installed backend, which model, its options."""
+
+    backend: str = Field("transformers", description="an installed LLM backend: transformers, http, vllm, ...")
+    model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
+    backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url, concurrency")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return check_backend(value)
 
 
 class SamplingParams(BaseModel):

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import xxhash
-from pydantic import field_validator, Field
+from pydantic import Field
 
 from dataengine.generators.backends import make_backend
-from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
+from dataengine.generators.backends.base import Backend, BackendParams, GenerationRequest, GenerationResult, ResultHook, SamplingParams
 from dataengine.generators.cache import CachedBackend, RequestCache
 from dataengine.generators.prompts import PromptTemplate, load_prompt
-from dataengine.core.registry import check_backend
-from dataengine.core.stage import Stage, StageParams
+from dataengine.core.stage import Stage
 
 SYNTHETIC_SCHEMA = pa.schema(
     [
@@ -53,15 +52,7 @@ SYNTHETIC_SCHEMA = pa.schema(
 )
 
 
-class RecipeParams(StageParams):
-    backend: str = Field("transformers", description="an installed LLM backend: transformers, http, vllm, ...")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, value: str) -> str:
-        return check_backend(value)
-    model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
-    backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url, concurrency")
+class RecipeParams(BackendParams):
     sampling: SamplingParams = Field(default_factory=SamplingParams)
     seed: int = Field(0, description="sampling seed (sent with every request) and sub-sampling seed")
     prompt_version: str = Field("v1", description="version of the prompt template files")
