@@ -49,7 +49,8 @@ class PartialCopyParams(StageParams):
     text_column: str = "text"
     unit: Literal["word", "char"] = Field("word", description="shingle unit")
     ngram: int = Field(5, ge=1, description="shingle size (words or characters)")
-    sample_size: int = Field(32, ge=4, le=256, description="MinHash sketch values per document (hash ranges)")
+    sample_size: Literal[8, 16, 32, 64, 128, 256] = Field(
+        32, description="MinHash sketch values per document (hash ranges; a power of two)")
     threshold: float = Field(0.5, gt=0, le=1, description="containment at or above which copy_of is set")
     candidate_floor: float = Field(
         0.2, ge=0, le=1, description="minimum estimated containment for the exact check (a recall knob)"
@@ -146,7 +147,11 @@ class PartialCopy(GlobalStage):
             FROM pc_docs d LEFT JOIN best b ON b.q = d.doc AND b.rank = 1"""
 
     def _exact_containment(self, con, rows: str) -> None:
-        """|S_q ∩ S_x| / |S_q| for every candidate pair, from the full shingle sets (in SQL)."""
+        """|S_q ∩ S_x| / |S_q| for every candidate pair, from the full shingle sets (in SQL).
+
+        (A join of the candidates' unnested shingles: DuckDB's list_intersect on the two
+        lists was 5x slower here.)
+        """
         shingles = quote_ident(SHINGLES_COL)
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE pc_needed AS
@@ -167,33 +172,43 @@ class PartialCopy(GlobalStage):
 
 def shingle_sets_and_sketches(text, unit: str, ngram: int, sample_size: int, seed: int = 42
                               ) -> tuple[pa.ListArray, pa.ListArray]:
-    """Per document: its distinct shingle hashes (sorted) and its one-permutation MinHash sketch.
+    """Per document: its distinct shingle hashes and its one-permutation MinHash sketch.
 
-    Vectorised over the batch: one sort of (document, hash) pairs. A null text gives empty lists.
+    Vectorised over the batch with one sort: each shingle hash is remixed (a seeded
+    bijection), and ``(document, remixed hash)`` packed into one uint64 key is sorted, so
+    repeats become neighbours and each document's shingles come in remixed order. The
+    sketch's ranges are the top bits of the remixed hash, so the first shingle of each
+    range in that order is the range's minimum. A null text gives empty lists.
     """
     from dataengine.filters.shingles import shingle_hashes
 
+    if sample_size & (sample_size - 1):
+        raise ValueError("sample_size must be a power of two")
     hashes, offsets = shingle_hashes(text, unit, ngram)
     docs = len(offsets) - 1
-    doc_of = np.repeat(np.arange(docs, dtype=np.int64), np.diff(offsets))
-    # distinct hashes per document, sorted: sort by (doc, hash), drop repeats
-    order = np.lexsort((hashes, doc_of))
-    h, d = hashes[order], doc_of[order]
-    keep = np.ones(len(h), dtype=bool)
-    keep[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
-    h, d = h[keep], d[keep]
-    distinct_offsets = np.concatenate([[0], np.cumsum(np.bincount(d, minlength=docs))]).astype(np.int32)
-    shingles = pa.ListArray.from_arrays(pa.array(distinct_offsets, pa.int32()), pa.array(h, pa.uint64()))
-    # one-permutation MinHash: the smallest (mixed) hash in each of sample_size ranges
-    mixed = _mix(h, seed)
-    bucket = (mixed % np.uint64(sample_size)).astype(np.int64)
-    order = np.lexsort((mixed, bucket, d))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (d[order][1:] != d[order][:-1]) | (bucket[order][1:] != bucket[order][:-1])
-    chosen = order[first]  # indices into h, grouped by document in document order
-    sketch_offsets = np.concatenate([[0], np.cumsum(np.bincount(d[chosen], minlength=docs))]).astype(np.int32)
-    sketch = pa.ListArray.from_arrays(pa.array(sketch_offsets, pa.int32()), pa.array(h[chosen], pa.uint64()))
+    if docs >= 1 << _DOC_BITS:
+        raise ValueError(f"at most {1 << _DOC_BITS} documents per batch")
+    doc_of = np.repeat(np.arange(docs, dtype=np.uint64), np.diff(offsets))
+    mixed = _mix(hashes, seed)
+    key = (doc_of << np.uint64(64 - _DOC_BITS)) | (mixed >> np.uint64(_DOC_BITS))
+    order = np.argsort(key, kind="stable")
+    key, mixed, h, d = key[order], mixed[order], hashes[order], doc_of[order].astype(np.int64)
+    distinct = np.ones(len(h), dtype=bool)
+    distinct[1:] = (mixed[1:] != mixed[:-1]) | (d[1:] != d[:-1])
+    mixed, h, d = mixed[distinct], h[distinct], d[distinct]
+    counts = np.bincount(d, minlength=docs)
+    shingles = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)),
+                                        pa.array(h, pa.uint64()))
+    bucket = mixed >> np.uint64(64 - int(sample_size).bit_length() + 1)
+    first = np.ones(len(h), dtype=bool)
+    first[1:] = (bucket[1:] != bucket[:-1]) | (d[1:] != d[:-1])
+    sketch_counts = np.bincount(d[first], minlength=docs)
+    sketch = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(sketch_counts)]).astype(np.int32)),
+                                      pa.array(h[first], pa.uint64()))
     return shingles, sketch
+
+
+_DOC_BITS = 24
 
 
 def _mix(h: np.ndarray, seed: int) -> np.ndarray:

@@ -97,7 +97,7 @@ def test_sketch_is_a_sample_of_the_distinct_shingles():
     expected = shingle_sets(texts[:20], "word", 5)
     for i in range(20):
         got = shingles[i].values.to_numpy()
-        assert list(got) == list(expected[i])  # sorted, distinct
+        assert sorted(got) == list(expected[i])  # the distinct shingles, each once
         sample = sketch[i].values.to_numpy()
         assert 0 < len(sample) <= 32 and set(sample) <= set(got)
     assert len(shingles[20]) == len(sketch[20]) == len(shingles[21]) == 0
