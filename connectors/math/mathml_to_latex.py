@@ -28,7 +28,7 @@ _MATRIX_FENCES = {("(", ")"): "pmatrix", ("[", "]"): "bmatrix", (r"\{", r"\}"): 
                   ("|", "|"): "vmatrix", (r"\|", r"\|"): "Vmatrix"}
 _LETTER_VARIANTS = {"double-struck", "fraktur", "bold-fraktur", "script", "bold-script"}
 _DOUBLE_BARS = {"∥", "‖", "||"}
-_WHITESPACE_RUN = re.compile(r"[ \t\r\n]+")
+_WHITESPACE_RUN = re.compile(r"[ \t\r\n\u00a0]+")
 # precomposed accented letters (á, ö, ...) in <mi>: MathML has no accent structure for them
 _COMBINING_ACCENTS = {"\u0301": r"\acute", "\u0300": r"\grave", "\u0302": r"\hat", "\u0303": r"\tilde",
                       "\u0304": r"\bar", "\u0306": r"\breve", "\u0307": r"\dot", "\u0308": r"\ddot",
