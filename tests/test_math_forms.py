@@ -102,3 +102,11 @@ def test_empty_equations_are_dropped():
     result = PageRenderer("python").render([html])[0]
     assert result.equations == 1
     assert squash_whitespace(result.text) == "Before middle and after $$x$$ ."
+
+
+def test_math_classed_label_is_not_an_equation():
+    html = ('<html><body><div class="math">Mathematics</div><p>See <span class="math inline">x^2</span> and '
+            '<span class="math">n</span>.</p></body></html>')
+    result = PageRenderer("python").render([html])[0]
+    assert result.equations == 2
+    assert "Mathematics" in result.text and "$x^2$" in result.text and "$n$" in result.text

@@ -181,7 +181,18 @@ def raw_tex_containers(root, sink: EquationSink) -> None:
             if raw.startswith(opening) and raw.endswith(closing) and len(raw) >= len(opening) + len(closing):
                 raw, display = raw[len(opening):len(raw) - len(closing)], delimited_display or display
                 break
+        else:
+            if not looks_like_formula(raw):
+                continue  # <div class="math">Mathematics</div>: a label styled as math, not TeX
         replace_with_text(el, sink.add(raw, display, "raw_tex"), display)
+
+
+_FORMULA_SIGNS = re.compile(r"[\\^_{}=+<>|()\[\]\d*/~-]")
+
+
+def looks_like_formula(text: str) -> bool:
+    """Undelimited text of a math-classed element: TeX signs, or a short symbol such as ``x``."""
+    return bool(_FORMULA_SIGNS.search(text)) or len(text.split()) == 1 and len(text) <= 3
 
 
 FORM_ORDER = (
