@@ -28,6 +28,11 @@ Columns: ``copy_of`` (string), ``copy_containment`` (float64: 0 when no candidat
 null when the text is null or shorter than ``min_shingles`` shingles). A syndicated copy
 ``A' = header + A + footer`` gets ``copy_of = A`` with containment ``|A| / |A'|``, and ``A``
 gets ``copy_of = A'`` with containment 1: each points to the document that holds most of it.
+Exact duplicates point to each other (containment 1 both ways); ``exact_dedup`` and
+``fuzzy_dedup`` are the stages that pick one of them to keep.
+
+The reduce has no ``reduce_key``: a copy can be anywhere in the table, so with
+``reduce: engine`` Dask and Spark run it as one partition (DuckDB inside), like on the driver.
 """
 
 from __future__ import annotations
