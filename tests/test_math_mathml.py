@@ -98,9 +98,12 @@ def test_mathjax3_mathml_of_the_rendered_set_beats_the_first_measurement():
 
 
 def test_pairs_keep_the_issue_18_rates():
-    """Floors at the issue-18 measurement (benchmarks/RESULTS.md): mathml-to-latex 0.733 / 0.763."""
+    """Floors at the issue-18 measurement (benchmarks/RESULTS.md): mathml-to-latex 0.733 / 0.763,
+    mathpix 0.676 / 0.941 (aligned rows that start with "&" keep their empty first column)."""
     canonical, renderback, _ = _rates("mathml-to-latex_tests.jsonl.gz")
     assert canonical >= 99 / 135 - 1e-9 and renderback >= 0.76
+    canonical, renderback, _ = _rates("mathpix_mathjax_mathml.jsonl.gz")
+    assert canonical >= 23 / 34 - 1e-9 and renderback >= 32 / 34 - 1e-9
 
 
 # MathML as Wikipedia (MathJax 2 TeX -> MathML) and MathJax 3 write it, without annotation

@@ -516,8 +516,11 @@ class _Converter:
             texts = []
             for td in cells:
                 cell = self.row(_kids(td)).strip()
-                # maligngroup marks split a cell into columns; the first one starts the cell
-                texts.extend(piece.strip() for piece in cell.lstrip(_ALIGN_MARK).split(_ALIGN_MARK))
+                # maligngroup marks split a cell into columns; the first one starts the cell (only
+                # one: a second mark right after it is an empty first column, "& = b" rows)
+                if cell.startswith(_ALIGN_MARK):
+                    cell = cell[1:]
+                texts.extend(piece.strip() for piece in cell.split(_ALIGN_MARK))
             columns = max(columns, len(texts))
             rows.append(" & ".join(texts))
         body = r" \\ ".join(rows)
