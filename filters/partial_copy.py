@@ -31,8 +31,10 @@ gets ``copy_of = A'`` with containment 1: each points to the document that holds
 Exact duplicates point to each other (containment 1 both ways); ``exact_dedup`` and
 ``fuzzy_dedup`` are the stages that pick one of them to keep.
 
-The reduce has no ``reduce_key``: a copy can be anywhere in the table, so with
-``reduce: engine`` Dask and Spark run it as one partition (DuckDB inside), like on the driver.
+The reduce has no ``reduce_key``: a copy can be anywhere in the table, so it runs as one
+DuckDB job (on the driver, the default on every executor). ``reduce: engine`` would run it
+as the engine's one partition, but Dask's reduce path converts rows through pandas, which
+turns the list<uint64> map columns into strings (see docs/dedup.md).
 """
 
 from __future__ import annotations
