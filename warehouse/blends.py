@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 import duckdb
 
-from dataengine.core.errors import one_line
+from dataengine.core.errors import WarehouseError, one_line
 from dataengine.warehouse.components import BlendError, component_query, iter_component
 from dataengine.warehouse.lake import Warehouse
 
@@ -141,47 +141,36 @@ class Blends:
         with self.wh.connect(read_only=True) as con:
             for comp in definition.components:
                 check_component(con, comp)
-        current = self.latest_revision(definition.name)
-        if current and not replace:
-            raise BlendError(f"blend {definition.name!r} exists (revision {current}); use --replace to revise it")
-        revision = (current or 0) + 1
         now = dt.datetime.now(dt.timezone.utc)
-        self.wh.write_table(
-            "dataengine.blends",
-            pa.Table.from_pylist(
-                [
-                    {
-                        "name": definition.name,
-                        "revision": revision,
-                        "description": definition.description,
-                        "created_at": now,
-                        "definition": definition.model_dump_json(),
-                    }
-                ]
-            ),
+        blend_schema = pa.schema(
+            [("name", pa.string()), ("revision", pa.int64()), ("description", pa.string()),
+             ("created_at", pa.timestamp("us", tz="UTC")), ("definition", pa.string())]
         )
-        self.wh.write_table(
-            "dataengine.blend_components",
-            pa.Table.from_pylist(
-                [
-                    {
-                        "blend": definition.name,
-                        "revision": revision,
-                        "phase": c.phase,
-                        "component": c.name,
-                        "sql": c.sql,
-                        "weight": c.weight,
-                        "max_epochs": c.max_epochs,
-                    }
-                    for c in definition.components
-                ],
-                schema=pa.schema(
-                    [("blend", pa.string()), ("revision", pa.int64()), ("phase", pa.string()),
-                     ("component", pa.string()), ("sql", pa.string()), ("weight", pa.float64()),
-                     ("max_epochs", pa.float64())]
-                ),
-            ),
+        comp_schema = pa.schema(
+            [("blend", pa.string()), ("revision", pa.int64()), ("phase", pa.string()),
+             ("component", pa.string()), ("sql", pa.string()), ("weight", pa.float64()),
+             ("max_epochs", pa.float64())]
         )
+
+        def work(con) -> int:
+            # The revision is read inside the transaction: two concurrent creates conflict and the
+            # loser re-reads it, so revisions never repeat and a blend is never created twice.
+            current = _max_in(con, "blends", "revision", "name", definition.name)
+            if current and not replace:
+                raise BlendError(f"blend {definition.name!r} exists (revision {current}); use --replace to revise it")
+            revision = (current or 0) + 1
+            blend_row = {"name": definition.name, "revision": revision, "description": definition.description,
+                         "created_at": now, "definition": definition.model_dump_json()}
+            comp_rows = [
+                {"blend": definition.name, "revision": revision, "phase": c.phase, "component": c.name,
+                 "sql": c.sql, "weight": c.weight, "max_epochs": c.max_epochs}
+                for c in definition.components
+            ]
+            _insert_rows(con, "blends", [blend_row], blend_schema)
+            _insert_rows(con, "blend_components", comp_rows, comp_schema)
+            return revision
+
+        revision, _ = self.wh.transaction(work, f"creating blend {definition.name!r}")
         return revision
 
     def definition(self, name: str) -> tuple[BlendDefinition, int]:
@@ -257,11 +246,10 @@ class Blends:
                 sort_keys=True,
             ).encode()
         ).hexdigest()[:32]
-        version = (self.latest_version(name) or 0) + 1
         now = dt.datetime.now(dt.timezone.utc)
         record = {
             "blend": name,
-            "version": version,
+            "version": None,  # assigned inside the catalog transaction (_write_version)
             "revision": revision,
             "created_at": now,
             "snapshot_id": snapshot,
@@ -276,20 +264,21 @@ class Blends:
         }
         comp_rows = [
             {
-                "blend": name, "version": version, "phase": c["phase"], "component": c["name"], "sql": c["sql"],
+                "blend": name, "version": None, "phase": c["phase"], "component": c["name"], "sql": c["sql"],
                 "weight": c["weight"], "max_epochs": c["max_epochs"], "rows": c["rows"], "tokens": c["tokens"],
                 "effective_epochs": c["effective_epochs"], "content_hash": c["content_hash"],
             }
             for c in comps
         ]
-        self._write_version(record, comp_rows)
+        version = self._write_version(record, comp_rows)
         from dataengine.warehouse.export import export_version
 
         manifest = export_version(self, f"{name}@{version}", tokenizer, workers=workers)
         return {**record, "components": comp_rows, "warnings": warnings, "manifest": str(manifest)}
 
-    def _write_version(self, record: dict, comp_rows: list[dict]) -> None:
-        """Both catalog rows in ONE transaction: a version is complete or absent."""
+    def _write_version(self, record: dict, comp_rows: list[dict]) -> int:
+        """Both catalog rows in ONE transaction: a version is complete or absent. The version
+        number is taken inside it, so concurrent freezes of one blend get distinct versions."""
         version_schema = pa.schema(
             [("blend", pa.string()), ("version", pa.int64()), ("revision", pa.int64()),
              ("created_at", pa.timestamp("us", tz="UTC")), ("snapshot_id", pa.int64()), ("tokenizer", pa.string()),
@@ -301,24 +290,19 @@ class Blends:
              ("sql", pa.string()), ("weight", pa.float64()), ("max_epochs", pa.float64()), ("rows", pa.int64()),
              ("tokens", pa.int64()), ("effective_epochs", pa.float64()), ("content_hash", pa.string())]
         )
-        with self.wh.connect() as con:
-            con.execute("BEGIN")
-            try:
-                for table, rows, schema in (
-                    ("blend_versions", [record], version_schema),
-                    ("blend_version_components", comp_rows, comp_schema),
-                ):
-                    data = pa.Table.from_pylist(rows, schema=schema)
-                    con.register("_rows", data)
-                    con.execute(
-                        f"CREATE TABLE IF NOT EXISTS lake.dataengine.{table} AS SELECT * FROM _rows LIMIT 0"
-                    )
-                    con.execute(f"INSERT INTO lake.dataengine.{table} BY NAME SELECT * FROM _rows")
-                    con.unregister("_rows")
-                con.execute("COMMIT")
-            except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                raise BlendError(f"could not record the blend version: {one_line(exc)}") from None
+        def work(con) -> int:
+            version = (_max_in(con, "blend_versions", "version", "blend", record["blend"]) or 0) + 1
+            record["version"] = version
+            for row in comp_rows:
+                row["version"] = version
+            _insert_rows(con, "blend_versions", [record], version_schema)
+            _insert_rows(con, "blend_version_components", comp_rows, comp_schema)
+            return version
+
+        try:
+            return self.wh.transaction(work, "recording the blend version")[0]
+        except WarehouseError as exc:
+            raise BlendError(f"could not record the blend version: {exc}") from None
 
     def latest_version(self, name: str) -> int | None:
         rows = self._rows("SELECT max(version) AS v FROM dataengine.blend_versions WHERE blend = ?", [name])
@@ -405,3 +389,22 @@ class Blends:
         added = local.execute("SELECT count(*) FROM b ANTI JOIN a USING (id)").fetchone()[0]
         removed = local.execute("SELECT count(*) FROM a ANTI JOIN b USING (id)").fetchone()[0]
         return added, removed
+
+
+def _max_in(con, table: str, column: str, key: str, value: str) -> int | None:
+    """max(column) of dataengine.<table> rows with key = value, inside ``con``'s transaction."""
+    if not Warehouse.has_table(con, f"dataengine.{table}"):
+        return None
+    literal = "'" + value.replace("'", "''") + "'"
+    return con.execute(f"SELECT max({column}) FROM lake.dataengine.{table} WHERE {key} = {literal}").fetchone()[0]
+
+
+def _insert_rows(con, table: str, rows: list[dict], schema: pa.Schema) -> None:
+    """Insert rows into dataengine.<table>, creating it from ``schema`` if needed."""
+    data = pa.Table.from_pylist(rows, schema=schema)
+    con.register("_rows", data)
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS lake.dataengine.{table} AS SELECT * FROM _rows LIMIT 0")
+        con.execute(f"INSERT INTO lake.dataengine.{table} BY NAME SELECT * FROM _rows")
+    finally:
+        con.unregister("_rows")

@@ -31,6 +31,14 @@ import yaml
 from dataengine.core.duck import extension_file, load_extension, new_connection
 from dataengine.core.errors import WarehouseError, one_line
 from dataengine.core.schema import META_SCHEMA
+from dataengine.warehouse.commits import (
+    check_run_not_committed,
+    check_unchanged,
+    commit_scratch,
+    create_commit_lock,
+    is_conflict,
+    run_transaction,
+)
 from dataengine.warehouse.models import register_model, resolve_model
 
 LAKE = "lake"  # the alias the lake is attached under in every connection
@@ -90,6 +98,8 @@ def init_warehouse(root: str | os.PathLike, catalog: str = "sqlite", data_path: 
                 executor VARCHAR, source VARCHAR, rows_out BIGINT,
                 started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, config VARCHAR, stats VARCHAR)"""
         )
+        create_commit_lock(con)
+    _LOCK_READY.add(_instance_key(config, False, None))
     return config
 
 
@@ -153,9 +163,11 @@ def rewrite_time_travel(query: str) -> str:
     return "".join(out)
 
 
-def _is_conflict(exc: Exception) -> bool:
-    msg = str(exc).lower()
-    return any(k in msg for k in ("conflict", "database is locked", "busy"))
+_is_conflict = is_conflict
+
+# Warehouses whose commit-lock table is known to exist (made by init, or by the first commit
+# of this process on a warehouse created before the table was introduced).
+_LOCK_READY: set = set()
 
 
 def _shareable(catalog: str) -> bool:
@@ -345,22 +357,36 @@ class Warehouse:
 
     def write_table(self, table: str, data: pa.Table, mode: str = "append") -> int:
         """Write a small Arrow table (through DuckDB, one snapshot). Returns the snapshot id."""
-        with self.connect() as con:
+
+        def work(con):
             con.register("_incoming", data)
-            con.execute("BEGIN")
+            if not self.has_table(con, table):
+                con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM _incoming")
+            else:
+                self._evolve_schema(con, table, data.schema)
+                if mode == "overwrite":
+                    con.execute(f"DELETE FROM {qualify(table)}")
+                con.execute(f"INSERT INTO {qualify(table)} BY NAME SELECT * FROM _incoming")
+
+        return self.transaction(work, f"write to {table!r}")[1]
+
+    def transaction(self, work, what: str, retries: int = 30):
+        """Run ``work(con)`` in one catalog transaction, retried after a concurrent writer's
+        commit; returns (its result, the new snapshot id). See :mod:`dataengine.warehouse.commits`."""
+        self._ensure_commit_lock()
+        return run_transaction(self.connect, work, what, retries)
+
+    def _ensure_commit_lock(self) -> None:
+        key = _instance_key(self.config, False, None)
+        if key in _LOCK_READY:
+            return
+        with self.connect() as con:
             try:
-                if not self.has_table(con, table):
-                    con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM _incoming")
-                else:
-                    self._evolve_schema(con, table, data.schema)
-                    if mode == "overwrite":
-                        con.execute(f"DELETE FROM {qualify(table)}")
-                    con.execute(f"INSERT INTO {qualify(table)} BY NAME SELECT * FROM _incoming")
-                con.execute("COMMIT")
+                create_commit_lock(con)
             except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                raise WarehouseError(one_line(exc)) from None
-            return self.snapshot_of(con)
+                if not is_conflict(exc):  # a concurrent first commit made it: fine
+                    raise WarehouseError(f"cannot prepare {self.config.root} for commits: {one_line(exc)}") from None
+        _LOCK_READY.add(key)
 
     # -- metadata ----------------------------------------------------------------
     def current_snapshot(self) -> int:
@@ -452,26 +478,33 @@ class Warehouse:
         mode: str = "append",
         message: str | None = None,
         meta_rows: Iterable[tuple[str, dict]] = (),
-        retries: int = 20,
+        retries: int = 30,
+        expect: dict[str, int | None] | None = None,
     ) -> int:
         """Register staged Parquet files as ONE new snapshot of ``table``.
 
         Creates the table if needed, adds new columns (schema evolution), deletes the old
         rows for ``mode='overwrite'``, adds the files, and inserts ``meta_rows`` (catalog
         records such as the run record) in the same transaction. Returns the snapshot id.
+
+        Safe with concurrent writers (see :mod:`dataengine.warehouse.commits`): inside the
+        transaction, each table in ``expect`` must be unchanged since the snapshot given for
+        it (None: must still not exist), else :class:`CommitConflict`; a run record's
+        ``run_id`` must not be in ``dataengine.runs`` yet, else :class:`RunAlreadyCommitted`.
+        A concurrent commit that wins the race makes this one retry its checks and writes.
         """
         if mode not in ("append", "overwrite"):
             raise WarehouseError(f"unknown write mode {mode!r}: use append or overwrite")
-        import tempfile
-
         import pyarrow.parquet as pq
 
+        meta_rows = list(meta_rows)
+        run_ids = [rec["run_id"] for tbl, rec in meta_rows if tbl == f"{META_SCHEMA}.runs" and rec.get("run_id")]
         # Everything below is plain SQL: no bound parameters and no registered Arrow
         # tables, because either makes the duckdb module import pandas (~0.2 s per CLI
         # call). The table schema and the catalog records go in as small Parquet files,
         # which is also what the staged files are, so the table's types are read the
         # same way as the data's.
-        with tempfile.TemporaryDirectory(prefix="dataengine-commit-") as tmp:
+        with commit_scratch(self.config.runs_path) as tmp:
             schema_file = os.path.join(tmp, "schema.parquet")
             pq.write_table(schema.empty_table(), schema_file)
             meta_files = []
@@ -479,43 +512,33 @@ class Warehouse:
                 path = os.path.join(tmp, f"meta-{i}.parquet")
                 pq.write_table(pa.Table.from_pylist([record]), path)
                 meta_files.append((meta_table, path))
-            for attempt in range(retries):
-                con = self.connect()
-                try:
-                    con.execute("BEGIN")
-                    if not self.has_table(con, table):
-                        schema_name, _ = _split(table)
-                        if schema_name != "main":
-                            con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
-                        con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
-                    else:
-                        self._evolve_schema(con, table, schema, source=_parquet(schema_file))
-                        if mode == "overwrite":
-                            con.execute(f"DELETE FROM {qualify(table)}")
-                    schema_name, name = _split(table)
-                    for path in files:
-                        con.execute(
-                            f"CALL ducklake_add_data_files('{LAKE}', {_literal(name)}, {_literal(path)}, "
-                            f"schema => {_literal(schema_name)}, allow_missing => true)"
-                        )
-                    for meta_table, path in meta_files:
-                        con.execute(f"INSERT INTO {qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
-                    if message:
-                        con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
-                    con.execute("COMMIT")
-                    return self.snapshot_of(con)
-                except duckdb.Error as exc:
-                    try:
-                        con.execute("ROLLBACK")
-                    except duckdb.Error:
-                        pass
-                    if attempt + 1 < retries and _is_conflict(exc):
-                        time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
-                        continue
-                    raise WarehouseError(f"commit to {table!r} failed: {one_line(exc)}") from None
-                finally:
-                    con.close()
-        raise AssertionError("unreachable")
+
+            def work(con):
+                for run_id in run_ids:
+                    check_run_not_committed(con, run_id)
+                for checked, snapshot in (expect or {}).items():
+                    check_unchanged(con, checked, snapshot, self.has_table(con, checked))
+                if not self.has_table(con, table):
+                    schema_name, _ = _split(table)
+                    if schema_name != "main":
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
+                    con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
+                else:
+                    self._evolve_schema(con, table, schema, source=_parquet(schema_file))
+                    if mode == "overwrite":
+                        con.execute(f"DELETE FROM {qualify(table)}")
+                schema_name, name = _split(table)
+                for path in files:
+                    con.execute(
+                        f"CALL ducklake_add_data_files('{LAKE}', {_literal(name)}, {_literal(path)}, "
+                        f"schema => {_literal(schema_name)}, allow_missing => true)"
+                    )
+                for meta_table, path in meta_files:
+                    con.execute(f"INSERT INTO {qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
+                if message:
+                    con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
+
+            return self.transaction(work, f"commit to {table!r}", retries)[1]
 
     # -- helpers -------------------------------------------------------------------
     # -- models (files under models/ + dataengine.models; see warehouse/models.py) ----------

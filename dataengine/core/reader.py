@@ -1,7 +1,9 @@
 """Readers turn one input file into document batches (Arrow tables in the document schema).
 
 A reader never raises on one bad record: it counts it in ``self.skipped`` by reason and
-goes on, so the rest of the file is still read. The counts are stored with the run.
+goes on, so the rest of the file is still read. A file it cannot read at all (not the
+format it claims, corrupt beyond recovery) is reported with :meth:`Reader.fail_file`: one
+line naming the file and the cause. The counts and lines are stored with the run.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ class Reader:
             )
             raise PipelineConfigError(f"reader {self.format!r}: bad option {problems}") from None
         self.skipped: Counter[str] = Counter()
+        self.file_errors: list[str] = []
+
+    def fail_file(self, path: str, cause: str) -> None:
+        """Record that ``path`` could not be read (or not to its end): one line, counted."""
+        self.skipped["unreadable_file"] += 1
+        self.file_errors.append(f"{path}: {cause}")
 
     def columns(self, path: str) -> list[str]:
         """Columns the documents of ``path`` will have (for validating a pipeline up front)."""
@@ -52,6 +60,7 @@ class Reader:
         self.options = state["options"]
         self.planned = state.get("planned")
         self.skipped = Counter()
+        self.file_errors = []
 
 
 def open_input(path: str, mode: str = "rb"):

@@ -9,10 +9,12 @@ with the run record, so readers see the whole result or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataengine.core.errors import DataEngineError, PipelineConfigError
+from dataengine.core.errors import DataEngineError, PipelineConfigError, RunAlreadyCommitted, one_line
 from dataengine.core.pipeline import (
     PipelineConfig,
     build_stages,
@@ -35,6 +37,7 @@ from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
 
 SOURCE_STATS_KEY = "(source)"
+MAX_FILE_ERRORS_KEPT = 50  # per run record; the count of skipped files is always complete
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ class Plan:
     shards: list[Shard]
     source_desc: str
     reader: object | None = None
+    #: Tables this run replaces, with the snapshot it saw them at (None: absent). The commit
+    #: fails with CommitConflict if another writer changed one of them meanwhile.
+    expect: dict = field(default_factory=dict)
 
     @property
     def output_table(self) -> str:
@@ -76,6 +82,24 @@ class RunResult:
     source_skipped: dict[str, int] = field(default_factory=dict)
     already_committed: bool = False
     seconds: float = 0.0
+    #: One line per input file that could not be read at all ("path: cause").
+    file_errors: list[str] = field(default_factory=list)
+    #: Set when a concurrent copy of this run committed first (already_committed is then True).
+    committed_by_other: bool = False
+
+    @property
+    def row_errors(self) -> int:
+        return sum(st.get("errors", 0) for st in self.stats.values())
+
+    @property
+    def input_problems(self) -> int:
+        """Skipped input records plus stage row errors plus unreadable files."""
+        return sum(self.source_skipped.values()) + self.row_errors
+
+    @property
+    def all_failed(self) -> bool:
+        """Nothing came out and something went wrong on the way: the run did not do its job."""
+        return not self.already_committed and self.rows_out == 0 and (self.input_problems > 0 or bool(self.file_errors))
 
 
 def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
@@ -88,6 +112,7 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
             bind(warehouse)
     src = pipeline.source
     reader = None
+    version = None
     if src.table:
         if not warehouse.table_exists(src.table):
             raise PipelineConfigError(f"source table {src.table!r} does not exist in the warehouse")
@@ -125,7 +150,24 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
         }
     )
     run_dir = os.path.join(warehouse.config.runs_path, run_id)
-    return Plan(run_id, run_dir, pipeline, stages, shards, source_desc, reader)
+    return Plan(run_id, run_dir, pipeline, stages, shards, source_desc, reader,
+                expect=replaced_tables(pipeline, warehouse, version))
+
+
+def replaced_tables(pipeline: PipelineConfig, warehouse: Warehouse, source_version: int | None) -> dict:
+    """{table: snapshot} for the table an overwrite replaces, at the version the run works from.
+
+    Annotating in place replaces the snapshot it read; overwriting from files replaces the table
+    as it is now (None when it does not exist yet). The commit checks that neither changed.
+    """
+    if pipeline.write_mode != "overwrite":
+        return {}
+    out = pipeline.output.table
+    if pipeline.source.table == out:
+        return {out: source_version}
+    if not warehouse.table_exists(out):
+        return {out: None}
+    return {out: warehouse.current_snapshot()}
 
 
 def _file_signature(path: str) -> str:
@@ -151,9 +193,18 @@ def committed_snapshot(warehouse: Warehouse, run_id: str) -> int | None:
 # -- worker side ---------------------------------------------------------------------
 
 def read_shard(shard: Shard, reader, warehouse_config: WarehouseConfig, batch_size: int):
-    """Yield Arrow tables for one shard."""
+    """Yield Arrow tables for one shard.
+
+    A file the reader cannot go on with (a corrupt Parquet page, an I/O error) ends that
+    file, not the run: the batches read so far are kept and the file is reported with its
+    cause (``reader.file_errors``). Reading a table snapshot fails loudly instead: that is
+    the warehouse itself.
+    """
     if shard.path is not None:
-        yield from reader.read(shard.path, batch_size)
+        try:
+            yield from reader.read(shard.path, batch_size)
+        except (OSError, ValueError, EOFError, UnicodeError, pa.ArrowException) as exc:
+            reader.fail_file(shard.path, one_line(exc))
         return
     wh = Warehouse(warehouse_config)
     with wh.connect(read_only=True) as con:
@@ -197,6 +248,7 @@ def process_shard(
     rows = 0
     if reader is not None:
         reader.skipped.clear()
+        reader.file_errors.clear()
     for stage in stages:  # a stage that cannot set up (no model, no GPU) fails the shard, not every row
         stage.ensure_setup()
     try:
@@ -215,6 +267,13 @@ def process_shard(
                 batch = batch.select(schema.names).cast(schema) if set(batch.column_names) == set(schema.names) else batch
             writer.write_table(batch)
             rows += batch.num_rows
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+        with contextlib.suppress(OSError):
+            os.remove(tmp_path)  # never leave a partial file behind (a re-run writes it again)
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -229,6 +288,7 @@ def process_shard(
         "seconds": round(time.perf_counter() - start, 4),
         "stats": {k: v.to_dict() for k, v in stats.items()},
         "source_skipped": dict(reader.skipped) if reader is not None else {},
+        "file_errors": list(reader.file_errors) if reader is not None else [],
         "stage_order": names,
     }
     tmp_done = done_path + f".tmp-{os.getpid()}"
@@ -243,9 +303,57 @@ def _dup_name(stages: list[Stage], stage: Stage) -> bool:
 
 # -- driver side ----------------------------------------------------------------------
 
+@contextlib.contextmanager
+def run_lock(run_dir: str, run_id: str):
+    """Hold ``<run_dir>/.lock`` for the whole run: a second copy of the same run (same run id)
+    stops at once with a clear message instead of redoing the work beside it. The kernel
+    drops the lock when the process dies, so a killed run is resumed by the next attempt."""
+    import fcntl
+
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, ".lock")
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise DataEngineError(
+            f"run {run_id} is already running ({holder}); wait for it to finish, or stop it and "
+            "re-run this command to resume"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def remove_partial_files(run_dir: str) -> int:
+    """Delete what killed attempts left: ``*.tmp-PID`` files beside staged shard files.
+
+    Called under :func:`run_lock`, before any worker of this attempt starts, so every such
+    file belongs to a process that is gone. Returns how many were removed."""
+    import glob
+
+    removed = 0
+    for folder in [run_dir, *glob.glob(os.path.join(run_dir, "segment-*"))]:
+        for path in glob.glob(os.path.join(folder, "*.tmp-*")):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed += 1
+    return removed
+
+
 def prepare_run_dir(plan: Plan) -> list[Shard]:
     """Create the run folder, write the plan, return the shards that still need work."""
     os.makedirs(plan.run_dir, exist_ok=True)
+    remove_partial_files(plan.run_dir)
     plan_file = os.path.join(plan.run_dir, "plan.json")
     if not os.path.exists(plan_file):
         Path(plan_file).write_text(
@@ -271,17 +379,19 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     order = records[0]["stage_order"] if records else [s.name for s in plan.stages]
     totals = {name: StageStats() for name in order}
     skipped: dict[str, int] = {}
+    file_errors: list[str] = []
     rows = 0
     for rec in records:
         rows += rec["rows"]
+        file_errors.extend(rec.get("file_errors", []))
         for name, raw in rec["stats"].items():
             totals.setdefault(name, StageStats()).merge(StageStats.from_dict(raw))
         for reason, n in rec.get("source_skipped", {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
     schema = _unified_schema(files)
     stats = {name: st.to_dict() for name, st in totals.items()}
-    if skipped:
-        stats[SOURCE_STATS_KEY] = {"skipped": skipped}
+    if skipped or file_errors:
+        stats[SOURCE_STATS_KEY] = {"skipped": skipped, "file_errors": file_errors[:MAX_FILE_ERRORS_KEPT]}
     now = dt.datetime.now(dt.timezone.utc)
     run_record = {
         "run_id": plan.run_id,
@@ -296,20 +406,28 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
         "config": json.dumps(plan.pipeline.model_dump(mode="json")),
         "stats": json.dumps(stats),
     }
-    snapshot = warehouse.commit_files(
-        plan.output_table,
-        files,
-        schema,
-        mode=plan.pipeline.write_mode,
-        message=f"run {plan.run_id} ({plan.pipeline.name}): {rows} rows from {plan.source_desc}",
-        meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
-    )
+    try:
+        snapshot = warehouse.commit_files(
+            plan.output_table,
+            files,
+            schema,
+            mode=plan.pipeline.write_mode,
+            message=f"run {plan.run_id} ({plan.pipeline.name}): {rows} rows from {plan.source_desc}",
+            meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
+            expect=plan.expect,
+        )
+    except RunAlreadyCommitted as exc:
+        # Another copy of this very run (another machine, same run id) committed first: the
+        # table has these rows exactly once, from that commit.
+        n = len(plan.shards)
+        return RunResult(plan.run_id, plan.output_table, exc.snapshot_id, 0, n, n, {}, already_committed=True,
+                         committed_by_other=True, seconds=time.time() - started)
     # The run row is inserted in the commit's own transaction, so DuckLake's virtual
     # `snapshot_id` column of dataengine.runs tells which snapshot each run produced.
     Path(os.path.join(plan.run_dir, "COMMITTED")).write_text(str(snapshot))
     return RunResult(
         plan.run_id, plan.output_table, snapshot, rows, len(plan.shards), 0, stats, skipped,
-        seconds=time.time() - started,
+        seconds=time.time() - started, file_errors=file_errors,
     )
 
 

@@ -1,0 +1,96 @@
+"""Helpers of the fault-injection suite: start the real CLI, wait for a point in a run, kill it.
+
+Every helper works on real processes (the ``dataengine`` CLI in a subprocess, its own
+process group) so a kill is a real SIGKILL of the driver and of everything it started.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_cmd(warehouse, *args: str) -> list[str]:
+    return [sys.executable, "-m", "dataengine.cli", "--warehouse", str(warehouse), *map(str, args)]
+
+
+def start_cli(warehouse, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """The CLI in its own process group (so a kill takes its workers too)."""
+    return subprocess.Popen(
+        cli_cmd(warehouse, *args),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+    """Wait for ``proc``; returns (exit code, stdout + stderr)."""
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out + err
+
+
+def wait_for(predicate, proc: subprocess.Popen | None = None, timeout: float = 120, what: str = "condition") -> None:
+    """Poll ``predicate`` until true; fail if ``proc`` ends first or time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the process ended (rc {proc.returncode}) before {what}:\n{out}\n{err}")
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def done_markers(warehouse) -> list[str]:
+    """Done markers of every run folder of ``warehouse`` (last segment and intermediate ones)."""
+    runs = os.path.join(str(warehouse), "data", "_runs")
+    return glob.glob(os.path.join(runs, "*", "*.done.json")) + glob.glob(os.path.join(runs, "*", "segment-*", "*.done.json"))
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process and every process it started (its session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
+
+
+def leftovers(warehouse) -> list[str]:
+    """Partial files a killed attempt can leave: ``*.tmp-PID`` staged files and commit folders."""
+    runs = os.path.join(str(warehouse), "data", "_runs")
+    found = glob.glob(os.path.join(runs, "**", "*.tmp-*"), recursive=True)
+    found += glob.glob(os.path.join(runs, "_commit", "commit-*"))
+    return sorted(found)
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+    return path
+
+
+def split_corpus(folder: Path, records: list[dict], parts: int = 2, files: int = 4) -> list[str]:
+    """``records`` as ``parts`` folders of ``files`` JSONL files each; returns a glob per folder."""
+    size = len(records) // parts
+    globs = []
+    for half in range(parts):
+        chunk = records[half * size : (half + 1) * size]
+        for i in range(files):
+            write_jsonl(folder / f"batch{half}" / f"part-{i}.jsonl", chunk[i::files])
+        globs.append(str(folder / f"batch{half}" / "*.jsonl"))
+    return globs
