@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 import duckdb
 
 from dataengine.core.errors import WarehouseError, one_line
+from dataengine.core.sql_guard import UnsafeSQL, check_sql
 from dataengine.warehouse.components import BlendError, component_query, iter_component
 from dataengine.warehouse.lake import Warehouse
 
@@ -114,7 +115,12 @@ def validate_definition(raw) -> BlendDefinition:
 
 
 def check_component(con, comp: Component) -> None:
-    """Reject a component whose SQL fails or lacks ``id``/``text``, with DuckDB's message."""
+    """Reject a component whose SQL fails, is not a plain read (see
+    :mod:`dataengine.core.sql_guard`) or lacks ``id``/``text``, with the reason."""
+    try:
+        check_sql(comp.sql, write=False)
+    except UnsafeSQL as exc:
+        raise BlendError(f"component {comp.name!r}: {exc}") from None
     try:
         cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM ({comp.sql.rstrip().rstrip(';')})").fetchall()]
     except duckdb.Error as exc:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from dataengine.core.errors import DataEngineError, one_line
+from dataengine.core.sql_guard import UnsafeSQL, check_sql
 
 
 class BlendError(DataEngineError):
@@ -26,6 +27,10 @@ def iter_component(
     warehouse, sql: str, snapshot: int, batch_size: int = 10_000, part: int = 0, parts: int = 1
 ) -> Iterator[pa.Table]:
     """Rows (id, text) of a component at ``snapshot``, ordered by id (one partition of them)."""
+    try:
+        check_sql(sql, write=False)  # a component is user SQL: reads only, whoever stored it
+    except UnsafeSQL as exc:
+        raise BlendError(str(exc)) from None
     where = f"WHERE hash(id) % {int(parts)} = {int(part)}" if parts > 1 else ""
     query = component_query(sql, f"{where} ORDER BY id")
     with warehouse.connect(snapshot=snapshot) as con:

@@ -347,6 +347,19 @@ class Warehouse:
             con.close()
             raise WarehouseError(one_line(exc)) from None
 
+    def query(self, query: str, sandbox: bool = False) -> pa.Table:
+        """Run a USER's read-only SQL: checked, lake read-only, configuration locked (see
+        :mod:`dataengine.warehouse.user_sql`); ``sandbox`` confines file access to the warehouse."""
+        from dataengine.warehouse.user_sql import user_query
+
+        return user_query(self, query, sandbox=sandbox)
+
+    def write_sql(self, query: str, message: str, sandbox: bool = False) -> tuple[int, pa.Table]:
+        """Run a USER's deliberate write as one snapshot with ``message``; returns (snapshot, result)."""
+        from dataengine.warehouse.user_sql import user_write
+
+        return user_write(self, query, message, sandbox=sandbox)
+
     def execute(self, query: str, params: Sequence | None = None) -> None:
         """Run a writing statement in its own transaction (becomes one snapshot)."""
         with self.connect() as con:
