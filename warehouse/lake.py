@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -28,7 +27,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from dataengine.core.duck import extension_file, load_extension, new_connection
+from dataengine.core.duck import catalog_extension, extension_file, load_extension, new_connection
 from dataengine.core.errors import WarehouseError, one_line
 from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.commits import (
@@ -40,6 +39,7 @@ from dataengine.warehouse.commits import (
     run_transaction,
 )
 from dataengine.warehouse.models import register_model, resolve_model
+from dataengine.warehouse.time_travel import rewrite_time_travel
 
 LAKE = "lake"  # the alias the lake is attached under in every connection
 CONFIG_FILE = "dataengine.yaml"
@@ -57,14 +57,6 @@ class WarehouseConfig:
     @property
     def runs_path(self) -> str:
         return os.path.join(self.data_path, "_runs")
-
-
-def _catalog_extension(catalog: str) -> str | None:
-    if catalog.startswith("sqlite:"):
-        return "sqlite_scanner"
-    if catalog.startswith("postgres:"):
-        return "postgres_scanner"
-    return None
 
 
 def init_warehouse(root: str | os.PathLike, catalog: str = "sqlite", data_path: str | None = None) -> WarehouseConfig:
@@ -115,52 +107,6 @@ def read_config(root: str | os.PathLike) -> WarehouseConfig:
         return WarehouseConfig(str(root_path), raw["catalog"], raw["data_path"])
     except (yaml.YAMLError, KeyError, TypeError) as exc:
         raise WarehouseError(f"{cfg_file} is not a valid warehouse config: {exc}") from None
-
-
-_TIME_TRAVEL = re.compile(
-    r"(?<![\w@.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)@(\d+)\b"
-    r"(\s+(?:AS\s+)?([A-Za-z_]\w*))?",
-    re.IGNORECASE,
-)
-#: Words that may follow ``table@N`` and are not an alias of it.
-_NOT_ALIAS = frozenset(
-    """where join on using group order limit offset union except intersect left right inner outer full cross
-    natural positional asof anti semi lateral having window qualify select from at tablesample sample
-    returning pivot unpivot fetch for with values and or not is in as by set into when then else end""".split()
-)
-
-
-def _time_travel(match: re.Match) -> str:
-    table, version, tail, alias = match.group(1), match.group(2), match.group(3), match.group(4)
-    if alias and alias.lower() not in _NOT_ALIAS:
-        # DuckDB wants the alias before AT: ``t AS a AT (VERSION => n)``
-        return f"{table} AS {alias} AT (VERSION => {version})"
-    return f"{table} AT (VERSION => {version})" + (tail or "")
-
-
-def rewrite_time_travel(query: str) -> str:
-    """Turn ``table@7`` into ``table AT (VERSION => 7)`` outside string literals."""
-    out, i, n = [], 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch in ("'", '"'):
-            j = i + 1
-            while j < n:
-                if query[j] == ch:
-                    if j + 1 < n and query[j + 1] == ch:  # escaped quote
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(query[i : j + 1])
-            i = j + 1
-            continue
-        j = i
-        while j < n and query[j] not in ("'", '"'):
-            j += 1
-        out.append(_TIME_TRAVEL.sub(_time_travel, query[i:j]))
-        i = j
-    return "".join(out)
 
 
 _is_conflict = is_conflict
@@ -299,7 +245,7 @@ class Warehouse:
             # short-lived connection used to give back when it closed).
             con.execute("SET enable_external_file_cache = false")
         load_extension(con, "ducklake")
-        ext = _catalog_extension(self.config.catalog)
+        ext = catalog_extension(self.config.catalog)
         if ext:
             load_extension(con, ext)
         opts = [f"DATA_PATH '{self.config.data_path}'"]
@@ -386,10 +332,11 @@ class Warehouse:
     def transaction(self, work, what: str, retries: int = 30):
         """Run ``work(con)`` in one catalog transaction, retried after a concurrent writer's
         commit; returns (its result, the new snapshot id). See :mod:`dataengine.warehouse.commits`."""
-        self._ensure_commit_lock()
+        self.ensure_commit_lock()
         return run_transaction(self.connect, work, what, retries)
 
-    def _ensure_commit_lock(self) -> None:
+    def ensure_commit_lock(self) -> None:
+        """Create ``dataengine.commit_lock`` in a warehouse made before it existed (once per process)."""
         key = _instance_key(self.config, False, None)
         if key in _LOCK_READY:
             return

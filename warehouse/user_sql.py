@@ -21,23 +21,23 @@ import tempfile
 import duckdb
 import pyarrow as pa
 
-from dataengine.core.duck import load_extension
+from dataengine.core.duck import catalog_extension, load_extension
 from dataengine.core.errors import WarehouseError, one_line
 from dataengine.core.sql_guard import LOCKED_CONFIG, check_sql, lock_down
 from dataengine.core.schema import META_SCHEMA
+from dataengine.warehouse.commits import LAKE, run_transaction
+from dataengine.warehouse.time_travel import rewrite_time_travel
 
 SQL_WRITES = f"{META_SCHEMA}.sql_writes"
 
 
 def _locked_connection(wh, read_only: bool, sandbox: bool, scratch: str) -> duckdb.DuckDBPyConnection:
     """A new DuckDB instance: lake attached (read-only unless a write), then locked."""
-    from dataengine.warehouse.lake import LAKE, _catalog_extension
-
     cfg = wh.config
     con = duckdb.connect(config=dict(LOCKED_CONFIG))
     try:
         load_extension(con, "ducklake")
-        ext = _catalog_extension(cfg.catalog)
+        ext = catalog_extension(cfg.catalog)
         if ext:
             load_extension(con, ext)
         con.execute(f"SET temp_directory = '{scratch}'")
@@ -68,8 +68,6 @@ def _catalog_files(cfg) -> list[str]:
 
 def user_query(wh, query: str, sandbox: bool = False) -> pa.Table:
     """Run a user's read-only SQL (``table@N`` = table at snapshot N); returns the last statement's rows."""
-    from dataengine.warehouse.lake import rewrite_time_travel
-
     query = rewrite_time_travel(query)
     check_sql(query, write=False)
     scratch = tempfile.mkdtemp(prefix="dataengine-sql-")
@@ -90,15 +88,12 @@ def user_write(wh, query: str, message: str, sandbox: bool = False, author: str 
 
     Returns (the new snapshot id, the last statement's result, e.g. the count of inserted rows).
     """
-    from dataengine.warehouse.commits import run_transaction
-    from dataengine.warehouse.lake import LAKE, rewrite_time_travel
-
     if not message or not message.strip():
         raise WarehouseError("a write needs a commit message (-m MESSAGE): it is kept with the snapshot")
     query = rewrite_time_travel(query)
     check_sql(query, write=True)
     author = author or _user()
-    wh._ensure_commit_lock()
+    wh.ensure_commit_lock()
     scratch = tempfile.mkdtemp(prefix="dataengine-sql-")
     result: dict = {}
 
