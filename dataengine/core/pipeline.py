@@ -67,6 +67,8 @@ class ExecutorConfig(_Strict):
     memory_limit: str | None = Field(None, description="memory per worker, e.g. '4GB' (dask) or '4g' (spark)")
     dask_scheduler: str | None = Field(None, description="tcp://host:port of a running scheduler; default: a LocalCluster")
     spark_master: str | None = Field(None, description="Spark master URL; default: local[workers]")
+    listen: str = Field("127.0.0.1", description="address the servers a run starts listen on (Dask scheduler, "
+                                                 "workers and dashboard; Spark driver); 0.0.0.0 opens them to the network")
     gpu: bool = Field(False, description="stages with a `gpu` parameter use their GPU path; on dask also "
                                          "dask_cuda.LocalCUDACluster and cuDF batches for stages with one")
     reduce: Literal["driver", "engine"] = Field(

@@ -38,16 +38,18 @@ from dataengine.engine.reduce import (
 
 
 def spark_session(master: str | None = None, workers: int = 2, retries: int = 3, memory: str | None = None,
-                  quiet: bool = False):
+                  quiet: bool = False, listen: str | None = None):
     """Get or create the SparkSession: ``local[workers,retries]`` unless a master URL is given.
 
-    Workers run this interpreter (PYSPARK_PYTHON) and everything binds to 127.0.0.1 unless
-    the environment says otherwise. ``quiet`` starts the JVM with errors-only logging (no
-    start-up banner), for ``-q``.
+    Workers run this interpreter (PYSPARK_PYTHON) and the driver binds to ``listen``
+    (default: SPARK_LOCAL_IP, else 127.0.0.1); the Spark UI is off. ``quiet`` starts the JVM
+    with errors-only logging (no start-up banner), for ``-q``.
     """
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if listen:
+        os.environ["SPARK_LOCAL_IP"] = listen
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
@@ -109,7 +111,7 @@ class SparkExecutor(Executor):
         given = self.resources.get("spark")
         cfg = self.config
         self.spark = given or spark_session(cfg.spark_master, cfg.workers, cfg.retries, cfg.memory_limit,
-                                            quiet=not self.progress)
+                                            quiet=not self.progress, listen=cfg.listen)
         try:
             yield
         finally:
