@@ -281,3 +281,18 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
     for before, after in zip(fsdp_rows, rerun_rows):
         for key in before.keys() - {"tokens_per_s"}:
             assert after[key] == pytest.approx(before[key], rel=1e-6), (before["step"], key)
+
+
+def test_resume_with_another_preset_or_learning_rate_is_refused_with_the_reason(lake, tmp_path):
+    from dataengine.trainer.checkpoint import ResumeMismatch
+
+    train(lake["manifest"], _cfg(steps=2, checkpoint_every=2), tmp_path, lake["tok"].tokenizer)
+    with pytest.raises(ResumeMismatch, match=r"another model \(model.preset: checkpoint 'tiny', this run 'small'"):
+        train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"model.preset": "small"}), tmp_path,
+              lake["tok"].tokenizer, force=True)  # no force can make other weights fit
+    with pytest.raises(ResumeMismatch, match=r"optimizer.lr: checkpoint 0.003, this run 0.001.*--force"):
+        train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"optimizer.lr": 1e-3}), tmp_path,
+              lake["tok"].tokenizer)
+    summary = train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"optimizer.lr": 1e-3}), tmp_path,
+                    lake["tok"].tokenizer, force=True)
+    assert summary["resumed_from"].endswith("step-0000002") and "optimizer.lr" in summary["forced_mismatch"]

@@ -113,6 +113,54 @@ def check_compatible(meta: dict, manifest: dict, force: bool) -> list[str]:
     return diffs
 
 
+#: Config sections a resumed run must share with its checkpoint (a difference changes what the
+#: restored optimizer state, schedule position and data position mean). ``steps``, evaluation
+#: and checkpoint intervals and ``runtime`` may change between attempts.
+RESUME_SECTIONS = ("model", "optimizer", "schedule", "data")
+#: Model fields that change the shapes of the weights: no --force can resume across them.
+SHAPE_FIELDS = ("model.preset", "model.overrides")
+
+
+def config_differences(saved: dict | None, current: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, checkpoint value, this run's value) for every differing field of RESUME_SECTIONS."""
+    if not saved:
+        return []
+    diffs = []
+
+    def walk(prefix: str, a, b):
+        if isinstance(a, dict) and isinstance(b, dict) and prefix not in SHAPE_FIELDS:
+            for key in sorted(set(a) | set(b)):
+                walk(f"{prefix}.{key}", a.get(key), b.get(key))
+        elif _normalised(a) != _normalised(b):
+            diffs.append((prefix, a, b))
+
+    for section in RESUME_SECTIONS:
+        walk(section, saved.get(section, {}), current.get(section, {}))
+    return diffs
+
+
+def _normalised(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_config(saved: dict | None, current: dict, output, force: bool) -> list[str]:
+    """Refuse to resume a checkpoint trained with another model (always) or other optimizer,
+    schedule or data settings (unless forced); returns the differences ``force`` let through."""
+    diffs = config_differences(saved, current)
+    if not diffs:
+        return []
+    shown = "; ".join(f"{key}: checkpoint {old!r}, this run {new!r}" for key, old, new in diffs)
+    if any(key in SHAPE_FIELDS for key, _, _ in diffs):
+        raise ResumeMismatch(
+            f"cannot resume the checkpoint in {output}: it was trained with another model ({shown}), whose "
+            "weights do not fit this one; use a new --output folder to start fresh")
+    if not force:
+        raise ResumeMismatch(
+            f"refusing to resume the checkpoint in {output} with other settings ({shown}); use --force to "
+            "continue with the new settings, or a new --output folder to start fresh")
+    return [f"config {shown}"]
+
+
 def load_checkpoint(path: Path, model, optimizers, schedulers, sharded: bool = False,
                     restore_optimizers: bool = True) -> dict:
     """Restore everything saved by :func:`save_checkpoint` into live objects; returns the state."""

@@ -174,6 +174,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     if latest is not None:
         meta = json.loads((latest / "meta.json").read_text())
         forced = ckpt.check_compatible(meta, manifest, force)
+        forced += ckpt.check_config(meta.get("config"), cfg.model_dump(mode="json"), output, force)
         if meta.get("global_batch") != stream.global_batch and not force:
             raise ckpt.ResumeMismatch(
                 f"refusing to resume: checkpoint global batch {meta.get('global_batch')} != {stream.global_batch} "

@@ -36,9 +36,10 @@ class Reader:
         self.skipped: Counter[str] = Counter()
         self.file_errors: list[str] = []
 
-    def fail_file(self, path: str, cause: str) -> None:
-        """Record that ``path`` could not be read (or not to its end): one line, counted."""
-        self.skipped["unreadable_file"] += 1
+    def fail_file(self, path: str, cause: str, reason: str = "unreadable_file") -> None:
+        """Record that ``path`` could not be read (or not to its end, or held nothing):
+        counted under ``reason``, and one line naming the file and the cause."""
+        self.skipped[reason] += 1
         self.file_errors.append(f"{path}: {cause}")
 
     def columns(self, path: str) -> list[str]:
