@@ -48,8 +48,18 @@ class Reader:
 
     def plan(self, files: list[str]) -> list[str]:
         """Called once when a run is planned, before any shard: fix what every shard must share
-        (e.g. an inferred schema) and return the columns the documents will have."""
-        return self.columns(files[0])
+        (e.g. an inferred schema) and return the columns the documents will have.
+
+        By default the columns of the first file that opens: one bad file must not stop the
+        run here (its shard reports it); when none of the first few opens, that is the error."""
+        problems = []
+        for path in files[:5]:
+            try:
+                return self.columns(path)
+            except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                problems.append(f"{path}: {text}")
+        raise PipelineConfigError("no readable input file: " + "; ".join(problems))
 
     def read(self, path: str, batch_size: int) -> Iterator[pa.Table]:
         raise NotImplementedError

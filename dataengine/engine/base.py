@@ -129,7 +129,7 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
     else:
         reader = validate_reader(pipeline)
         files = expand_files(src.files)
-        columns = reader.plan(files)
+        columns = _plan_reader(reader, files)
         shards = [Shard(key=f"file-{i:05d}", path=p) for i, p in enumerate(files)]
         source_desc = f"{len(files)} {src.format} file(s)"
         identity = {
@@ -170,6 +170,14 @@ def replaced_tables(pipeline: PipelineConfig, warehouse: Warehouse, source_versi
     return {out: warehouse.current_snapshot()}
 
 
+def _plan_reader(reader, files: list[str]) -> list[str]:
+    """``reader.plan(files)``, with an unreadable input named in one line instead of a traceback."""
+    try:
+        return reader.plan(files)
+    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
+        raise PipelineConfigError(f"cannot plan the run over {len(files)} input file(s): {one_line(exc)}") from None
+
+
 def _file_signature(path: str) -> str:
     if "://" in path:
         return ""
@@ -204,6 +212,8 @@ def read_shard(shard: Shard, reader, warehouse_config: WarehouseConfig, batch_si
         try:
             yield from reader.read(shard.path, batch_size)
         except (OSError, ValueError, EOFError, UnicodeError, pa.ArrowException) as exc:
+            if not hasattr(reader, "fail_file"):  # an intermediate segment's own file: not user input
+                raise
             reader.fail_file(shard.path, one_line(exc))
         return
     wh = Warehouse(warehouse_config)
@@ -248,7 +258,7 @@ def process_shard(
     rows = 0
     if reader is not None:
         reader.skipped.clear()
-        reader.file_errors.clear()
+        getattr(reader, "file_errors", []).clear()  # readers of intermediate segments have none
     for stage in stages:  # a stage that cannot set up (no model, no GPU) fails the shard, not every row
         stage.ensure_setup()
     try:
@@ -288,7 +298,7 @@ def process_shard(
         "seconds": round(time.perf_counter() - start, 4),
         "stats": {k: v.to_dict() for k, v in stats.items()},
         "source_skipped": dict(reader.skipped) if reader is not None else {},
-        "file_errors": list(reader.file_errors) if reader is not None else [],
+        "file_errors": list(getattr(reader, "file_errors", [])),
         "stage_order": names,
     }
     tmp_done = done_path + f".tmp-{os.getpid()}"
@@ -375,6 +385,7 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     missing = [s.key for s in plan.shards if s.key not in by_key]
     if missing:
         raise DataEngineError(f"run {plan.run_id}: {len(missing)} shard(s) not done, nothing committed")
+    verify_staged(plan, by_key)
     files = [f for s in plan.shards for f in by_key[s.key]["files"]]
     order = records[0]["stage_order"] if records else [s.name for s in plan.stages]
     totals = {name: StageStats() for name in order}
@@ -416,6 +427,9 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
             meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
             expect=plan.expect,
         )
+    except OSError as exc:  # the commit's scratch files: a full disk, a read-only data folder
+        raise DataEngineError(f"commit to {plan.output_table!r} failed, nothing was committed: {exc}; "
+                              "re-run the same command to retry the commit (the shards are kept)") from None
     except RunAlreadyCommitted as exc:
         # Another copy of this very run (another machine, same run id) committed first: the
         # table has these rows exactly once, from that commit.
@@ -429,6 +443,31 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
         plan.run_id, plan.output_table, snapshot, rows, len(plan.shards), 0, stats, skipped,
         seconds=time.time() - started, file_errors=file_errors,
     )
+
+
+def verify_staged(plan: Plan, by_key: dict[str, dict]) -> None:
+    """Check every staged file before it is registered: a readable Parquet footer and the row
+    count its done marker promised. A damaged file (a disk error, someone's editor) is removed
+    with its marker, and the run stops with the shard names: a re-run redoes only those."""
+    bad = []
+    for shard in plan.shards:
+        record = by_key[shard.key]
+        for path in record["files"]:
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+                problem = None if rows == record["rows"] else f"{rows} rows, its done marker says {record['rows']}"
+            except (OSError, pa.ArrowException) as exc:
+                problem = one_line(exc)
+            if problem:
+                bad.append(f"{path}: {problem}")
+                for stale in (path, os.path.join(plan.run_dir, f"{shard.key}.done.json")):
+                    with contextlib.suppress(OSError):
+                        os.remove(stale)
+    if bad:
+        raise DataEngineError(
+            f"run {plan.run_id}: {len(bad)} staged file(s) are damaged, nothing was committed; they were removed, "
+            f"re-run the same command to redo those shards: " + "; ".join(bad[:5])
+        )
 
 
 def _unified_schema(files: list[str]) -> pa.Schema:

@@ -94,3 +94,42 @@ def split_corpus(folder: Path, records: list[dict], parts: int = 2, files: int =
             write_jsonl(folder / f"batch{half}" / f"part-{i}.jsonl", chunk[i::files])
         globs.append(str(folder / f"batch{half}" / "*.jsonl"))
     return globs
+
+
+def fault_rng(name: str):
+    """A seeded RNG per test: the seed is DATAENGINE_FAULT_SEED (default 20) plus the test's name,
+    so a failure is reproduced by running the test again with the seed its message prints."""
+    import random
+    import zlib
+
+    seed = int(os.environ.get("DATAENGINE_FAULT_SEED", "20"))
+    return seed, random.Random(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def kill_at_random_point(proc: subprocess.Popen, warehouse, shards: int, rng, settle: float = 0.6) -> str:
+    """SIGKILL ``proc`` (and its workers) once a random number of shards (0..shards) is done,
+    after a further random delay: anywhere from the first shard to the commit window.
+    Returns where it was killed, for messages."""
+    target = rng.randint(0, shards)
+    delay = rng.uniform(0.0, settle)
+    wait_for(lambda: len(done_markers(warehouse)) >= target or proc.poll() is not None, timeout=180,
+             what=f"{target} done shards")
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    kill_group(proc)
+    return f"after {target} shards + {delay:.2f}s" + (" (it had finished)" if finished else "")
+
+
+def pool_workers(pid: int) -> list[int]:
+    """Process ids of the spawned pool workers of the driver ``pid`` (not the resource tracker)."""
+    import psutil
+
+    workers = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            cmd = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "spawn_main" in cmd:
+            workers.append(child.pid)
+    return workers
