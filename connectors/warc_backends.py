@@ -70,7 +70,8 @@ def _resyncing_warc_records(fh, start, gzipped, wanted, skipped, state, max_body
             pass
         good_end = record_end(fh, last["pos"], gzipped, last.get("length")) if last else offset
         resume = find_next_record(fh, max(good_end, last.get("pos", offset) + 1), gzipped)
-        skipped["resyncs"] += 1
+        if last or offset == start:  # a restart that failed at once is the same damaged region
+            skipped["resyncs"] += 1
         if resume is None:
             fh.seek(0, 2)
             skipped["skipped_bytes"] += max(0, fh.tell() - good_end)

@@ -2,8 +2,9 @@
 
 It serves a real (tiny, random) transformers model and can be told to misbehave:
 ``faults[n]`` applies to the n-th request it receives (1-based): a status code (``"500"``, ``"429"``),
-``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up) or ``"drop"``
-(close the socket without answering). Requests whose messages contain ``poison`` get a
+``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up), ``"drop"``
+(close the socket without answering), ``"garbage"`` (200 with a body that is not JSON) or
+``"nochoices"`` (200 with JSON that is not a completion). Requests whose messages contain ``poison`` get a
 500 every time, until the test clears it. Loopback only; every loop is bounded.
 """
 
@@ -71,6 +72,12 @@ class LLMServer:
                     time.sleep(server.sleep_seconds)
                     self.close_connection = True
                     return
+                if fault == "garbage":
+                    self._raw(200, b"<html><body>502 Bad Gateway from a proxy</body></html>")
+                    return
+                if fault == "nochoices":
+                    self._json(200, {"object": "error", "message": "model is loading"})
+                    return
                 if fault and fault.isdigit():  # "500", "429", "400", ...
                     self._json(int(fault), {"error": {"message": f"injected {fault}"}})
                     return
@@ -84,7 +91,9 @@ class LLMServer:
                     pass  # the client gave up (timeout fault)
 
             def _json(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+                self._raw(status, json.dumps(payload).encode())
+
+            def _raw(self, status: int, data: bytes) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

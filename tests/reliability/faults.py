@@ -133,3 +133,45 @@ def pool_workers(pid: int) -> list[int]:
         if "spawn_main" in cmd:
             workers.append(child.pid)
     return workers
+
+
+def run_with_memory_watchdog(warehouse, args: list[str], limit: int, timeout: float = 300) -> tuple[int, str, int]:
+    """Run the CLI; kill it if its RSS passes ``limit`` bytes. Returns (exit code, output,
+    peak RSS in bytes as the kernel counted it: ru_maxrss of the process from wait4)."""
+    import threading
+
+    import psutil
+
+    proc = subprocess.Popen(cli_cmd(warehouse, *args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    exceeded = []
+
+    def watch():
+        try:
+            ps = psutil.Process(proc.pid)
+            while proc.returncode is None:
+                rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                if rss > limit:
+                    exceeded.append(rss)
+                    proc.kill()
+                    return
+                time.sleep(0.02)
+        except psutil.Error:
+            return
+
+    threading.Thread(target=watch, daemon=True).start()
+    chunks = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    deadline = time.time() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.time() > deadline:
+            proc.kill()
+        time.sleep(0.02)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(10)
+    out = b"".join(chunks).decode(errors="replace")
+    assert not exceeded, f"killed by the watchdog at {exceeded[0] / 2**20:.0f} MiB RSS:\n{out[-3000:]}"
+    return proc.returncode, out, usage.ru_maxrss * 1024
