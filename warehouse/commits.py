@@ -61,13 +61,15 @@ def run_transaction(
     work: Callable[[duckdb.DuckDBPyConnection], T],
     what: str,
     retries: int = 30,
+    diagnose: Callable[[], str | None] | None = None,
 ) -> tuple[T, int]:
     """Run ``work(con)`` in one catalog transaction; returns (its result, the new snapshot id).
 
     Retries the whole transaction (after a short random wait) when a concurrent writer
     committed first; any other exception raised by ``work`` (:class:`CommitConflict`,
     :class:`RunAlreadyCommitted`, the caller's own checks) rolls back and ends it at once. Any other failure becomes one :class:`WarehouseError` line
-    naming ``what``.
+    naming ``what`` (and what ``diagnose()`` finds, e.g. a full disk: DuckDB's message after a
+    failed catalog write is often only about the rollback that followed).
     """
     for attempt in range(retries):
         con = connect()
@@ -84,7 +86,9 @@ def run_transaction(
             if attempt + 1 < retries and is_conflict(exc):
                 time.sleep(min(2.0, 0.05 * (attempt + 1)) + random.random() * 0.1)
                 continue
-            raise WarehouseError(f"{what} failed, nothing was committed: {one_line(exc)}") from None
+            found = diagnose() if diagnose is not None else None
+            cause = f"{found}; " if found else ""
+            raise WarehouseError(f"{what} failed, nothing was committed: {cause}{one_line(exc)}") from None
         except BaseException:  # CommitConflict, RunAlreadyCommitted, a check of the caller's, Ctrl-C
             _rollback(con)
             raise
@@ -166,6 +170,21 @@ def check_run_not_committed(con, run_id: str) -> None:
     ).fetchone()
     if row is not None:
         raise RunAlreadyCommitted(run_id, row[0])
+
+
+def storage_problem(paths: list[str], min_free: int = 1 << 20) -> str | None:
+    """'no space left on device at PATH' for the first local path whose disk is (nearly) full."""
+    for path in paths:
+        if not path or "://" in path:
+            continue
+        folder = path if os.path.isdir(path) else os.path.dirname(path) or "."
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        if free < min_free:
+            return f"no space left on device at {folder} ({free:,} bytes free)"
+    return None
 
 
 # -- scratch space for a commit ------------------------------------------------------------

@@ -37,6 +37,7 @@ from dataengine.warehouse.commits import (
     create_commit_lock,
     is_conflict,
     run_transaction,
+    storage_problem,
 )
 from dataengine.warehouse.models import register_model, resolve_model
 from dataengine.warehouse.time_travel import rewrite_time_travel
@@ -333,7 +334,12 @@ class Warehouse:
         """Run ``work(con)`` in one catalog transaction, retried after a concurrent writer's
         commit; returns (its result, the new snapshot id). See :mod:`dataengine.warehouse.commits`."""
         self.ensure_commit_lock()
-        return run_transaction(self.connect, work, what, retries)
+        return run_transaction(self.connect, work, what, retries, diagnose=self.storage_problem)
+
+    def storage_problem(self) -> str | None:
+        """A full disk under the catalog or the data folder, in words (None if there is room)."""
+        catalog = self.config.catalog.removeprefix("sqlite:")
+        return storage_problem([catalog if not catalog.startswith("postgres:") else "", self.config.data_path])
 
     def ensure_commit_lock(self) -> None:
         """Create ``dataengine.commit_lock`` in a warehouse made before it existed (once per process)."""
