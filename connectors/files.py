@@ -35,6 +35,8 @@ class FileOptions(ReaderOptions):
     id_field: str | None = Field("id", description="field with the record id; a hash of file and line if absent")
     source: str | None = Field(None, description="value of the source column; default: the file name")
     infer_rows: int = Field(10_000, ge=1, description="records sampled (over all files) to infer the JSONL columns")
+    max_line_bytes: int = Field(64 * 2**20, ge=1024, description="JSONL: longer lines are skipped (too_long_line) "
+                                                                 "without being held in memory")
 
 
 def _source_name(path: str, options: FileOptions) -> str:
@@ -151,11 +153,11 @@ class JsonlReader(Reader):
 
     def _sample(self, path: str, limit: int) -> Iterator[dict]:
         with open_input(path, "rb") as fh:
-            for line in fh:
+            for _, line in bounded_lines(fh, self.options.max_line_bytes, Counter()):
                 if limit <= 0:
                     return
                 try:
-                    rec = json.loads(line)
+                    rec = json.loads(line) if line is not None else None
                 except (ValueError, UnicodeDecodeError):
                     continue
                 if isinstance(rec, dict):
@@ -172,8 +174,8 @@ class JsonlReader(Reader):
         records, lines = [], []
         text_field = self.options.text_field
         with open_input(path, "rb") as fh:
-            for lineno, line in enumerate(fh):
-                if not line.strip():
+            for lineno, line in bounded_lines(fh, self.options.max_line_bytes, self.skipped):
+                if line is None or not line.strip():
                     continue
                 try:
                     rec = json.loads(line)
@@ -183,6 +185,10 @@ class JsonlReader(Reader):
                 if not isinstance(rec, dict):
                     self.skipped["not_an_object"] += 1
                     continue
+                if b"\\ud" in line or b"\\uD" in line:  # an escaped surrogate: maybe a lone one
+                    rec, fixed = replace_lone_surrogates(rec)
+                    if fixed:
+                        self.skipped["invalid_unicode"] += 1
                 if text_field and not isinstance(rec.get(text_field), str) and "text" in self.planned["columns"]:
                     self.skipped["missing_text"] += 1
                     continue
@@ -195,6 +201,20 @@ class JsonlReader(Reader):
             yield self._to_table(records, lines, path)
 
     def _to_table(self, records: list[dict], lines: list[int], path: str) -> pa.Table:
+        """The batch as a table; if it will not convert, record by record, counting the ones that fail."""
+        try:
+            return self._convert_batch(records, lines, path)
+        except (pa.ArrowException, ValueError, TypeError, OverflowError, UnicodeError):
+            pass
+        good = []
+        for rec, lineno in zip(records, lines):
+            try:
+                good.append(self._convert_batch([rec], [lineno], path))
+            except (pa.ArrowException, ValueError, TypeError, OverflowError, UnicodeError):
+                self.skipped["bad_value"] += 1
+        return pa.concat_tables(good) if good else self._convert_batch([], [], path)
+
+    def _convert_batch(self, records: list[dict], lines: list[int], path: str) -> pa.Table:
         columns: dict[str, str] = self.planned["columns"]
         known = set(self.planned["fields"])
         opts = self.options
@@ -253,8 +273,8 @@ class ParquetReader(Reader):
         row = 0
         with open_input(path, "rb") as fh:
             pf = pq.ParquetFile(fh)
-            for batch in pf.iter_batches(batch_size=batch_size):
-                table = pa.Table.from_batches([batch])
+            for batch in self._batches(pf, path, batch_size):
+                table = repair_invalid_utf8(pa.Table.from_batches([batch]), self.skipped)
                 n = table.num_rows
                 if idf and idf in table.column_names:
                     ids = pa.array([None if v is None else str(v) for v in table.column(idf).to_pylist()], pa.string())
@@ -275,3 +295,99 @@ class ParquetReader(Reader):
                     table = table.append_column("source", pa.array([source] * n, type=pa.string()))
                 row += n
                 yield conform(table)
+
+    def _batches(self, pf: pq.ParquetFile, path: str, batch_size: int) -> Iterator[pa.RecordBatch]:
+        """Every row group that reads; one that does not is counted (its rows as bad_row_group)
+        and named in one line, and reading goes on with the next."""
+        failed = []
+        for i in range(pf.metadata.num_row_groups):
+            try:
+                batches = list(pf.iter_batches(batch_size=batch_size, row_groups=[i]))
+            except (OSError, pa.ArrowException) as exc:
+                self.skipped["bad_row_group"] += pf.metadata.row_group(i).num_rows
+                failed.append(f"row group {i}: {' '.join(str(exc).split())}")
+                continue
+            yield from batches
+        if failed:
+            self.file_errors.append(f"{path}: {len(failed)} of {pf.metadata.num_row_groups} row groups unreadable "
+                                    f"({failed[0]})")
+
+
+# -- bad input, row by row -------------------------------------------------------------
+
+def bounded_lines(fh, max_bytes: int, skipped: Counter) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) for every line of a binary stream, never holding more than
+    ``max_bytes`` of one line: a longer one is read past in 1 MiB steps, counted as
+    ``too_long_line`` and given as None (its number still counts, so ids stay stable)."""
+    lineno = 0
+    while True:
+        line = fh.readline(max_bytes + 1)
+        if not line:
+            return
+        if len(line) > max_bytes and not line.endswith(b"\n"):
+            skipped["too_long_line"] += 1
+            while True:
+                rest = fh.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            line = None
+        yield lineno, line
+        lineno += 1
+
+
+_SURROGATE = None
+
+
+def replace_lone_surrogates(value):
+    """``value`` with every lone UTF-16 surrogate (``"\\ud83d"`` alone in JSON) replaced by
+    U+FFFD, as a UTF-8 decoder replaces a bad byte; returns (value, whether anything changed)."""
+    global _SURROGATE
+    if _SURROGATE is None:
+        import re
+
+        _SURROGATE = re.compile("[\ud800-\udfff]")
+    if isinstance(value, str):
+        fixed = _SURROGATE.sub("\ufffd", value)
+        return fixed, fixed != value
+    if isinstance(value, dict):
+        changed = False
+        out = {}
+        for k, v in value.items():
+            k2, c1 = replace_lone_surrogates(k)
+            v2, c2 = replace_lone_surrogates(v)
+            out[k2] = v2
+            changed = changed or c1 or c2
+        return out, changed
+    if isinstance(value, list):
+        pairs = [replace_lone_surrogates(v) for v in value]
+        return [v for v, _ in pairs], any(c for _, c in pairs)
+    return value, False
+
+
+def repair_invalid_utf8(table: pa.Table, skipped: Counter) -> pa.Table:
+    """String columns holding bytes that are not UTF-8 (Parquet does not check) get U+FFFD for the
+    bad bytes, counted per column as ``invalid_unicode:<column>``; they would break every query."""
+    for i, field in enumerate(table.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        column = table.column(i)
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        raw = column.cast(pa.large_binary() if pa.types.is_large_string(field.type) else pa.binary()).to_pylist()
+        bad = 0
+        values = []
+        for v in raw:
+            if v is None:
+                values.append(None)
+                continue
+            try:
+                values.append(v.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad += 1
+                values.append(v.decode("utf-8", "replace"))
+        skipped[f"invalid_unicode:{field.name}"] += bad
+        table = table.set_column(i, field, pa.array(values, type=field.type))
+    return table

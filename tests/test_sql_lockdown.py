@@ -141,3 +141,22 @@ def test_statement_kinds_are_named_in_the_refusal():
     with pytest.raises(UnsafeSQL, match="ATTACH statements are not allowed"):
         check_sql("ATTACH 'x' AS y")
     assert [s.kind for s in check_sql("SELECT 1; FROM range(2)")] == ["select", "select"]
+
+
+def test_cli_sql_refuses_the_attach_trick_and_records_deliberate_writes(docs):
+    from conftest import run_cli
+
+    catalog = docs.config.catalog.removeprefix("sqlite:")
+    attack = run_cli("sql", f"USE memory; DETACH lake; ATTACH 'ducklake:sqlite:{catalog}' AS w; DROP TABLE w.docs",
+                     warehouse=docs.config.root)
+    assert attack.returncode == 1 and "SET statements are not allowed" in attack.stderr
+    assert "Traceback" not in attack.stderr
+    read = run_cli("sql", "SELECT count(*) AS n FROM docs", "--sandbox", "-f", "csv", warehouse=docs.config.root,
+                   check=True)
+    assert read.stdout.strip().splitlines()[-1] == "2"
+    no_message = run_cli("sql", "DELETE FROM docs WHERE id = 'a'", "--write", warehouse=docs.config.root)
+    assert no_message.returncode == 1 and "commit message" in no_message.stderr
+    write = run_cli("sql", "DELETE FROM docs WHERE id = 'a'", "--write", "-m", "drop a", warehouse=docs.config.root,
+                    check=True)
+    assert "committed snapshot" in write.stdout and "drop a" in write.stdout
+    assert docs.sql("SELECT id FROM docs").column(0).to_pylist() == ["b"]

@@ -46,7 +46,7 @@ from dataengine.api.quality import (
 )
 from dataengine.api.reports import blend_report, dedup_report_file
 from dataengine.api.train import parse_overrides, train, training_runs
-from dataengine.api.warehouse import create_warehouse, open_warehouse, warehouse_path
+from dataengine.api.warehouse import create_warehouse, open_warehouse, query, warehouse_path, write_sql
 
 __all__ = [
     "DataEngineError", "PipelineConfig", "RunResult", "Stage", "StageInfo", "StageParams", "Warehouse",
@@ -54,5 +54,5 @@ __all__ = [
     "dedup_report_file", "diff_blends", "export_blend", "extraction_counts", "fit_quality", "freeze_blend", "generate",
     "ingest_cc", "ingest_jsonl", "ingest_parquet", "ingest_warc", "list_blends", "list_classifiers", "list_recipes",
     "list_stages", "list_tokenizers", "open_warehouse", "pipeline", "plan", "quality_report", "quality_thresholds",
-    "parse_overrides", "quality_view", "read_blend_file", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path",
+    "parse_overrides", "quality_view", "query", "read_blend_file", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path", "write_sql",
 ]

@@ -4,6 +4,8 @@
     wh = de.open_warehouse("./warehouse", create=True)
     wh.sql("SELECT language, count(*) FROM raw@3 GROUP BY 1")   # Arrow, with time travel
     wh.relation("SELECT * FROM raw").filter("text_words > 50")  # a lazy DuckDB relation
+    de.query(wh, user_sql, sandbox=True)       # SQL typed by a user: read-only and locked down
+    de.write_sql(wh, "DELETE FROM raw WHERE ...", message="drop spam")  # a deliberate, recorded write
 """
 
 from __future__ import annotations
@@ -44,3 +46,16 @@ def as_warehouse(wh: Warehouse | str | os.PathLike | None) -> Warehouse:
     if wh is None:
         raise DataEngineError("no warehouse given: pass dataengine.open_warehouse(PATH) or a path")
     return open_warehouse(wh)
+
+
+def query(wh, sql: str, sandbox: bool = False):
+    """Run SQL a user typed, as Arrow: reads only (SELECT, EXPLAIN, DESCRIBE, SHOW, SUMMARIZE), the
+    lake read-only and DuckDB's configuration locked; ``sandbox`` also allows no file outside the
+    warehouse. See :mod:`dataengine.warehouse.user_sql`."""
+    return as_warehouse(wh).query(sql, sandbox=sandbox)
+
+
+def write_sql(wh, sql: str, message: str, sandbox: bool = False):
+    """Run a user's deliberate change (INSERT, UPDATE, DELETE, CREATE, ALTER, DROP) as ONE snapshot
+    with ``message``, recorded in ``dataengine.sql_writes``; returns (snapshot id, result)."""
+    return as_warehouse(wh).write_sql(sql, message, sandbox=sandbox)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dataengine.api import open_warehouse, warehouse_path
@@ -60,21 +61,34 @@ def print_run(result) -> None:
     from dataengine.core.progress import run_summary
 
     if result.already_committed:
+        by = " by another process while this one ran" if getattr(result, "committed_by_other", False) else ""
         console.print(
-            f"run {result.run_id} was already committed as snapshot {result.snapshot_id} of "
+            f"run {result.run_id} was already committed{by} as snapshot {result.snapshot_id} of "
             f"{result.output_table}; nothing to do (--new-run to run it again)"
         )
         return
     out(run_summary(result))
     if result.source_skipped:
         skipped = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.source_skipped.items()))
-        console.print(f"skipped input records: {skipped}")
+        console.print(f"input records skipped or repaired: {skipped}")
+    for line in result.file_errors[:10]:
+        warn(f"unreadable input: {escape(line)}")
+    if len(result.file_errors) > 10:
+        warn(f"... and {len(result.file_errors) - 10} more unreadable files (all in dataengine.runs.stats)")
     errors = sum(st.get("errors", 0) for st in result.stats.values())
     resumed = f", {result.shards_resumed} resumed from an earlier attempt" if result.shards_resumed else ""
     console.print(
         f"[green]committed[/green] {result.rows_out:,} rows to {result.output_table} as snapshot "
         f"{result.snapshot_id} ({result.shards} shards{resumed}, {errors} row errors, {result.seconds:.1f}s)"
     )
+    if result.failed_inputs:
+        import shlex
+        import sys
+
+        command = "dataengine " + shlex.join(a for a in sys.argv[1:] if a != "--new-run") + " --new-run"
+        warn(f"partial failure: {result.failed_inputs:,} input records or rows failed (counts above; samples in "
+             f"dataengine.runs.stats for run {result.run_id}); after fixing the cause, redo the run with: "
+             f"{escape(command)}")
 
 
 def version_table(v: dict) -> Table:

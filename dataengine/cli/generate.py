@@ -65,5 +65,9 @@ def generate(
         f"{result.sent:,} sent to the model, {result.requests - result.sent:,} from the cache; "
         f"{result.completion_tokens:,} tokens generated ({result.tokens_per_second:,.1f} tok/s, {result.seconds:.1f}s)"
     )
+    if result.errors and result.errors >= result.rows:
+        raise DataEngineError(
+            f"every one of the {result.rows:,} rows failed (their errors are in {result.output_table}.error); "
+            "fix the cause (server, model, options) and re-run the same command: only failed requests are sent")
     if result.errors:
         out(f"[yellow]{result.errors:,} row(s) failed;[/yellow] re-run the same command to fill them in (only failed requests are sent)")

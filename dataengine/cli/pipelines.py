@@ -67,6 +67,8 @@ def run(
     spark_master: Optional[str] = typer.Option(None, help="Spark master URL (default local[WORKERS])"),
     gpu: bool = typer.Option(False, "--gpu", help="GPU paths of stages that have one (fuzzy_dedup: CuPy); dask: also LocalCUDACluster + cuDF batches (needs RAPIDS)"),
     reduce: Optional[str] = typer.Option(None, help="global stages reduce on the driver (DuckDB) | engine (shuffle)"),
+    listen: Optional[str] = typer.Option(None, help="address a local Dask cluster / the Spark driver listens on "
+                                                    "(default 127.0.0.1; 0.0.0.0 opens it to the network)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (shards, stages, executor) and stop"),
     new_run: bool = typer.Option(False, help="run again even if this exact run was committed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars and no engine chatter"),
@@ -86,7 +88,8 @@ def run(
         pipe = build_pipeline(_inline_source(from_, open_cli_warehouse()), stage, to=to, mode=mode,
                               name=f"inline:{from_}->{to}")
     options = dict(workers=workers, threads=threads, memory_limit=memory_limit, shards=partitions,
-                   dask_scheduler=dask_scheduler, spark_master=spark_master, gpu=gpu or None, reduce=reduce)
+                   dask_scheduler=dask_scheduler, spark_master=spark_master, gpu=gpu or None, reduce=reduce,
+                   listen=listen)
     options = {k: v for k, v in options.items() if v is not None}
     wh = open_cli_warehouse()
     if dry_run:

@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from dataengine.api import create_warehouse, warehouse_path
+from dataengine.api import create_warehouse, warehouse_path, write_sql
+from dataengine.api import query as query_sql
 from dataengine.cli.common import open_cli_warehouse, out, print_arrow, state
 from dataengine.core.errors import DataEngineError
 from dataengine.core.progress import console
@@ -48,15 +49,30 @@ def sql(
     format: str = typer.Option("table", "--format", "-f", help="table | csv | json (an array) | jsonl | parquet"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file"),
     limit: int = typer.Option(50, help="rows shown in table format"),
+    sandbox: bool = typer.Option(False, "--sandbox", help="no file access outside the warehouse (read_csv, read_text, ...)"),
+    write: bool = typer.Option(False, "--write", help="a deliberate change: ONE snapshot with --message, recorded"),
+    message: Optional[str] = typer.Option(None, "--message", "-m", help="commit message of a --write"),
 ):
-    """Run a SQL query (DuckDB dialect; `name@N` reads table `name` at snapshot N)."""
+    """Run a SQL query (DuckDB dialect; `name@N` reads table `name` at snapshot N).
+
+    Reads only, with the lake read-only and the configuration locked; changes go through
+    --write -m MESSAGE (one snapshot, kept with its message in dataengine.sql_writes).
+    """
+    if write:
+        snapshot, result = write_sql(open_cli_warehouse(), query, message or "", sandbox=sandbox)
+        out(f"[green]committed[/green] snapshot {snapshot}: {message}")
+        if result.num_columns:
+            print_arrow(result, limit)
+        return
+    if message:
+        raise DataEngineError("--message is for --write")
     if format not in FORMATS:
         raise DataEngineError(f"unknown format {format!r}: use {', '.join(FORMATS)}")
     if format == "table" and output:
         raise DataEngineError("--output needs --format csv, json, jsonl or parquet")
     if format == "parquet" and not output:
         raise DataEngineError("--format parquet needs --output FILE")
-    write_result(open_cli_warehouse().sql(query), format, output, limit)
+    write_result(query_sql(open_cli_warehouse(), query, sandbox=sandbox), format, output, limit)
 
 
 def write_result(result, fmt: str, output: Optional[Path], limit: int) -> None:

@@ -91,15 +91,11 @@ class RunResult:
     def row_errors(self) -> int:
         return sum(st.get("errors", 0) for st in self.stats.values())
 
-    @property
-    def input_problems(self) -> int:
-        """Skipped input records plus stage row errors plus unreadable files."""
-        return sum(self.source_skipped.values()) + self.row_errors
 
     @property
-    def all_failed(self) -> bool:
-        """Nothing came out and something went wrong on the way: the run did not do its job."""
-        return not self.already_committed and self.rows_out == 0 and (self.input_problems > 0 or bool(self.file_errors))
+    def failed_inputs(self) -> int:
+        """Input records, files and rows that went wrong (not those skipped by design)."""
+        return sum(n for reason, n in self.source_skipped.items() if reason in FAILURE_REASONS) + self.row_errors
 
 
 def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
@@ -399,6 +395,8 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
             totals.setdefault(name, StageStats()).merge(StageStats.from_dict(raw))
         for reason, n in rec.get("source_skipped", {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
+    if rows == 0:
+        refuse_failed_run(plan, totals, skipped, file_errors)
     schema = _unified_schema(files)
     stats = {name: st.to_dict() for name, st in totals.items()}
     if skipped or file_errors:
@@ -442,6 +440,53 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     return RunResult(
         plan.run_id, plan.output_table, snapshot, rows, len(plan.shards), 0, stats, skipped,
         seconds=time.time() - started, file_errors=file_errors,
+    )
+
+
+class RunFailed(DataEngineError):
+    """Every input of a run failed: nothing was committed (the message says what failed)."""
+
+
+#: Reader skip reasons that are failures (bad input), as opposed to records skipped by design
+#: (not HTML, a revisit, too large for the configured limit, truncated by the crawler).
+FAILURE_REASONS = frozenset(
+    {"bad_json", "not_an_object", "missing_text", "bad_value", "bad_row_group", "bad_record",
+     "bad_content_encoding", "unsupported_content_encoding", "unreadable_rest_of_file", "unreadable_file",
+     "empty_file", "too_long_line"}
+)
+
+
+def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_errors: list[str]) -> None:
+    """A run that produced no row because its inputs or stages failed is not committed.
+
+    Committing it would record the run as done (a re-run would do nothing) and, for an
+    overwrite, replace a table with nothing. Its done markers are removed, so a re-run after
+    fixing the cause does the work again. A run that produced no row because a filter
+    dropped every row, or every record was skipped by design, commits as usual.
+    """
+    failed_records = {k: v for k, v in skipped.items() if k in FAILURE_REASONS}
+    row_errors = {name: st for name, st in totals.items() if st.errors}
+    if not (failed_records or row_errors or file_errors):
+        return
+    parts = []
+    if file_errors:
+        parts.append(f"{len(file_errors)} unreadable input file(s), first: {file_errors[0]}")
+    if failed_records:
+        parts.append("bad input records: " + ", ".join(f"{k} {v:,}" for k, v in sorted(failed_records.items())))
+    for name, st in row_errors.items():
+        sample = f" (e.g. {st.error_samples[0]})" if st.error_samples else ""
+        parts.append(f"stage {name}: {st.errors:,} of {st.rows_in:,} rows failed{sample}")
+    import shutil
+
+    run_dir = Path(plan.run_dir)
+    for marker in [*run_dir.glob("*.done.json"), *run_dir.glob("segment-*/*.done.json")]:
+        with contextlib.suppress(OSError):
+            marker.unlink()
+    for reduced in run_dir.glob("reduce-*"):
+        shutil.rmtree(reduced, ignore_errors=True)
+    raise RunFailed(
+        f"run {plan.run_id}: every input failed, nothing was committed; " + "; ".join(parts)
+        + ". Fix the cause and re-run the same command"
     )
 
 

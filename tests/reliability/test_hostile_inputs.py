@@ -50,6 +50,7 @@ def test_hostile_warc_input(wh, tmp_path, case):
         assert source.get("skipped", {}).get(reason) == n, (case, source)
     if file_error:
         assert any(file_error in line and case in line for line in source["file_errors"]), source
+        assert file_error in out  # printed, one line per unreadable file
     assert "Traceback" not in out
 
 
@@ -84,4 +85,43 @@ def test_a_file_that_is_not_parquet_is_reported_and_the_others_ingested(wh, tmp_
     assert rc == 0 and "Traceback" not in out, out
     assert wh.sql("SELECT count(*) FROM docs").column(0)[0].as_py() == 2
     stats = wh.sql("SELECT stats FROM dataengine.runs").column(0)[0].as_py()
-    assert "a-broken.parquet" in stats
+    assert "a-broken.parquet" in stats and "a-broken.parquet" in out
+    assert "partial failure" in out and "--new-run" in out
+
+
+def test_bad_values_in_jsonl_and_parquet_cost_the_value_not_the_file(wh, tmp_path):
+    import gzip
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    # JSONL: a lone surrogate, a line that is not JSON, and a 300 MB line, between good records
+    with gzip.open(folder / "a.jsonl.gz", "wb", compresslevel=1) as fh:
+        fh.write(b'{"id": "j1", "text": "good one"}\n')
+        fh.write(b'{"id": "j2", "text": "lone \\ud83d surrogate"}\n')
+        fh.write(b'{"id": "j3", "text": "' + b"x" * (300 * 2**20) + b'"}\n')
+        fh.write(b'not json at all\n')
+        fh.write(json.dumps({"id": "j5", "text": "good five"}).encode() + b"\n")
+    rc, out, peak = run_with_memory_watchdog(
+        wh.config.root, ["run", "--from", str(folder / "a.jsonl.gz"), "--to", "docs", "--workers", "1"], LIMIT)
+    assert rc == 0 and "Traceback" not in out, out
+    rows = {r["id"]: r["text"] for r in wh.sql("SELECT id, text FROM docs").to_pylist()}
+    assert rows == {"j1": "good one", "j2": "lone \ufffd surrogate", "j5": "good five"}
+    assert peak < TARGET, f"peak RSS {peak / 2**20:.0f} MiB"
+    skipped = json.loads(wh.sql("SELECT stats FROM dataengine.runs").column(0)[0].as_py())["(source)"]["skipped"]
+    assert skipped == {"invalid_unicode": 1, "too_long_line": 1, "bad_json": 1}
+
+    # Parquet: invalid UTF-8 in a string column (Parquet does not check it), one value per row group
+    values = [b"good", b"bad\xff\xfe bytes", b"fine"]
+    offsets = np.cumsum([0] + [len(v) for v in values]).astype(np.int32)
+    text = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(values))])
+    pq.write_table(pa.table({"id": ["p1", "p2", "p3"], "text": text}), folder / "b.parquet", row_group_size=1)
+    rc, out, _ = run_with_memory_watchdog(
+        wh.config.root, ["run", "--from", str(folder / "b.parquet"), "--to", "pq", "--workers", "1"], LIMIT)
+    assert rc == 0 and "Traceback" not in out, out
+    rows = {r["id"]: r["text"] for r in wh.sql("SELECT id, text FROM pq").to_pylist()}
+    assert rows == {"p1": "good", "p2": "bad\ufffd\ufffd bytes", "p3": "fine"}

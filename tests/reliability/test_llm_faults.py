@@ -56,3 +56,17 @@ def test_hang_garbage_and_429_are_recorded_per_row_and_a_rerun_fills_them(wh, se
     assert server.received - sent_before == 3  # only the failed rows are asked again
     rows = wh.sql("SELECT source_id, error FROM dialogues ORDER BY source_id").to_pylist()
     assert len(rows) == 4 and all(r["error"] is None for r in rows), second.stdout
+
+
+@pytest.mark.slow
+def test_a_generate_whose_rows_all_failed_exits_1_and_the_rerun_fills_them(wh, server):
+    _docs(wh, 2)
+    server.poison = "Document"  # every request fails with a 500, every retry too
+    proc = run_cli(*GENERATE, "--base-url", server.base_url, warehouse=wh.config.root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "every one of the 2 rows failed" in proc.stderr and "Traceback" not in proc.stderr
+    errors = wh.sql("SELECT error FROM dialogues").column(0).to_pylist()
+    assert len(errors) == 2 and all(e.startswith("HTTP 500") for e in errors)
+    server.poison = None
+    run_cli(*GENERATE, "--base-url", server.base_url, warehouse=wh.config.root, check=True)
+    assert wh.sql("SELECT count(*) FROM dialogues WHERE error IS NULL").column(0)[0].as_py() == 2
