@@ -59,8 +59,12 @@ class GenerateResult:
 
 def source_query(spec: str) -> str:
     """``--from``: SQL, or a bare table name (``docs`` / ``docs@3``) meaning all its rows."""
+    from dataengine.core.sql_guard import check_sql
+
     spec = spec.strip()
-    return f"SELECT * FROM {spec}" if _IDENTIFIER.match(spec) else spec
+    query = f"SELECT * FROM {spec}" if _IDENTIFIER.match(spec) else spec
+    check_sql(rewrite_time_travel(query), write=False)  # user SQL: a plain read, nothing else
+    return query
 
 
 def default_cache_path(wh: Warehouse) -> str:

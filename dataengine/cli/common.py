@@ -34,7 +34,8 @@ def out(text) -> None:
 
 
 def warn(text: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {text}", highlight=False)
+    """One warning line on stderr, never wrapped (paths and commands stay copyable)."""
+    console.print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
 
 
 def print_arrow(result: pa.Table, limit: int = 50) -> None:

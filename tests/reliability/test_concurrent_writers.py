@@ -29,7 +29,7 @@ def test_annotation_racing_an_append_fails_clearly_and_the_append_is_kept(wh, ba
     run_cli("run", "--from", batches[0], "--to", "raw", "-q", warehouse=wh.config.root, check=True)
     annotate = start_cli(wh.config.root, *SLOW_ANNOTATE)
     wait_for(lambda: len(done_markers(wh.config.root)) >= 1, annotate, what="the annotation's first shard")
-    run_cli("run", "--from", batches[1], "--to", "raw", "-q", warehouse=wh.config.root, check=True)
+    run_cli("run", "--from", batches[1], "--to", "raw", "--mode", "append", "-q", warehouse=wh.config.root, check=True)
     rc, out = finish(annotate)
     assert rc == 1, out
     assert "changed since snapshot" in out and "Nothing was committed" in out
@@ -82,10 +82,12 @@ def test_the_same_command_twice_at_once_commits_once(tmp_path, batches, catalog)
 
 
 def test_concurrent_appends_from_different_sources_all_commit(wh, batches):
-    procs = [start_cli(wh.config.root, "run", "--from", g, "--to", "raw", "--workers", "1", "-q") for g in batches]
+    wh.write_table("raw", __import__("pyarrow").table({"id": ["seed"], "text": ["an existing row"]}))
+    procs = [start_cli(wh.config.root, "run", "--from", g, "--to", "raw", "--mode", "append", "--workers", "1", "-q")
+             for g in batches]
     results = [finish(p) for p in procs]
     assert [rc for rc, _ in results] == [0, 0], results
-    assert _count(wh, "SELECT count(*) FROM raw") == 400
-    assert _count(wh, "SELECT count(DISTINCT id) FROM raw") == 400
+    assert _count(wh, "SELECT count(*) FROM raw") == 401
+    assert _count(wh, "SELECT count(DISTINCT id) FROM raw") == 401
     runs = wh.sql("SELECT snapshot_id FROM dataengine.runs ORDER BY snapshot_id").column(0).to_pylist()
     assert len(runs) == 2 and runs[0] != runs[1]

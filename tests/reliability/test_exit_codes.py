@@ -32,7 +32,7 @@ def test_a_partial_failure_exits_0_with_the_counts_and_the_rerun_command(wh, tmp
     assert proc.returncode == 0, proc.stderr
     err = " ".join(proc.stderr.split())
     assert "bad_json: 1" in err and "partial failure: 1 input records or rows failed" in err
-    assert f"dataengine run --from {path} --to docs -q --new-run" in err
+    assert f"run --from {path} --to docs -q --new-run" in err
     assert wh.sql("SELECT count(*) FROM docs").column(0)[0].as_py() == 2
 
 

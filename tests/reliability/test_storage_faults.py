@@ -68,10 +68,10 @@ mount -t tmpfs -o size=4m tmpfs {mnt}
 {cli} init --data-path {data} >/dev/null
 {cli} run --from '{batches[0]}' --to raw -q >/dev/null && echo "FIRST ok"
 dd if=/dev/zero of={mnt}/filler bs=16k 2>/dev/null
-{cli} run --from '{batches[1]}' --to raw -q; echo "FULL rc=$?"
+{cli} run --from '{batches[1]}' --to raw --mode append -q; echo "FULL rc=$?"
 {cli} sql "SELECT count(*) AS n FROM raw" --format csv | tail -1 | sed 's/^/COUNT /'
 rm {mnt}/filler
-{cli} run --from '{batches[1]}' --to raw -q >/dev/null; echo "AGAIN rc=$?"
+{cli} run --from '{batches[1]}' --to raw --mode append -q >/dev/null; echo "AGAIN rc=$?"
 {cli} sql "SELECT count(*) AS n, count(DISTINCT id) AS d FROM raw" --format csv | tail -1 | sed 's/^/FINAL /'
 {cli} sql "SELECT count(*) AS n FROM dataengine.runs" --format csv | tail -1 | sed 's/^/RUNS /'
 """
