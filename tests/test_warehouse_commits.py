@@ -93,6 +93,7 @@ def _commit_same_run(root: str, path: str, start_at: float, queue) -> None:
         queue.put(("already", exc.snapshot_id))
 
 
+@pytest.mark.slow
 def test_one_run_id_is_committed_once_by_racing_processes(wh, tmp_path):
     path = _staged(tmp_path, "f", [str(i) for i in range(10)])
     ctx = mp.get_context("spawn")

@@ -11,6 +11,8 @@ import pytest
 from conftest import demo_records, run_cli
 from faults import done_markers, finish, split_corpus, start_cli, wait_for
 
+pytestmark = pytest.mark.slow  # real processes racing or failing: see docs/reliability.md
+
 
 def _count(wh, sql: str) -> int:
     return wh.sql(sql).column(0)[0].as_py()

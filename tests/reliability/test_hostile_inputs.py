@@ -89,6 +89,7 @@ def test_a_file_that_is_not_parquet_is_reported_and_the_others_ingested(wh, tmp_
     assert "partial failure" in out and "--new-run" in out
 
 
+@pytest.mark.slow
 def test_bad_values_in_jsonl_and_parquet_cost_the_value_not_the_file(wh, tmp_path):
     import gzip
     import json

@@ -73,6 +73,7 @@ def test_driver_killed_during_ingest_resumes_exactly(wh, corpus, request):
     assert wh.sql("SELECT count(*) FROM dataengine.runs").column(0)[0].as_py() == 1
 
 
+@pytest.mark.slow
 def test_a_killed_pool_worker_fails_the_run_clearly_and_the_rerun_completes(wh, corpus):
     proc = start_cli(wh.config.root, *_ingest_args(corpus))
     wait_for(lambda: len(pool_workers(proc.pid)) >= 1 and len(done_markers(wh.config.root)) >= 1, proc,

@@ -7,9 +7,12 @@ import shutil
 import subprocess
 
 import psutil
+import pytest
 
 from conftest import demo_records
 from faults import done_markers, finish, split_corpus, start_cli, wait_for
+
+pytestmark = pytest.mark.slow  # real processes racing or failing: see docs/reliability.md
 
 
 def tcp_listeners(pids: set[int]) -> list[tuple[str, int]]:

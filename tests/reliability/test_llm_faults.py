@@ -18,6 +18,8 @@ GENERATE = ["generate", "mind", "--from", "docs", "--to", "dialogues", "--backen
             "--retries", "1", "--timeout", "2", "--max-tokens", "6", "--concurrency", "1",
             "-p", "min_chunk_tokens=0", "-p", "styles=[debate]", "-q"]
 
+pytestmark = pytest.mark.slow  # real processes racing or failing: see docs/reliability.md
+
 
 @pytest.fixture
 def server(llm_server):  # noqa: F811

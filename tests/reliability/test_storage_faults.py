@@ -18,6 +18,8 @@ import pytest
 from conftest import demo_records, run_cli
 from faults import ROOT, done_markers, kill_group, leftovers, split_corpus, start_cli, wait_for
 
+pytestmark = pytest.mark.slow  # real processes racing or failing: see docs/reliability.md
+
 
 def test_a_damaged_staged_file_is_found_before_the_commit_and_redone(wh, tmp_path):
     corpus = split_corpus(tmp_path / "corpus", demo_records(), parts=1, files=8)[0]
