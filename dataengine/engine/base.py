@@ -395,8 +395,7 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
             totals.setdefault(name, StageStats()).merge(StageStats.from_dict(raw))
         for reason, n in rec.get("source_skipped", {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
-    if rows == 0:
-        refuse_failed_run(plan, totals, skipped, file_errors)
+    refuse_failed_run(plan, totals, skipped, file_errors, rows)
     schema = _unified_schema(files)
     stats = {name: st.to_dict() for name, st in totals.items()}
     if skipped or file_errors:
@@ -456,8 +455,9 @@ FAILURE_REASONS = frozenset(
 )
 
 
-def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_errors: list[str]) -> None:
-    """A run that produced no row because its inputs or stages failed is not committed.
+def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_errors: list[str], rows: int) -> None:
+    """A run whose rows all failed is not committed: it produced no row because its inputs
+    failed, or a stage failed on every row it saw (the rows would carry nothing but nulls).
 
     Committing it would record the run as done (a re-run would do nothing) and, for an
     overwrite, replace a table with nothing. Its done markers are removed, so a re-run after
@@ -466,7 +466,8 @@ def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_er
     """
     failed_records = {k: v for k, v in skipped.items() if k in FAILURE_REASONS}
     row_errors = {name: st for name, st in totals.items() if st.errors}
-    if not (failed_records or row_errors or file_errors):
+    every_row_failed = [name for name, st in totals.items() if st.rows_in and st.errors >= st.rows_in]
+    if not every_row_failed and (rows or not (failed_records or row_errors or file_errors)):
         return
     parts = []
     if file_errors:
@@ -484,8 +485,9 @@ def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_er
             marker.unlink()
     for reduced in run_dir.glob("reduce-*"):
         shutil.rmtree(reduced, ignore_errors=True)
+    what = "every input failed" if not rows else f"stage {every_row_failed[0]} failed on every row"
     raise RunFailed(
-        f"run {plan.run_id}: every input failed, nothing was committed; " + "; ".join(parts)
+        f"run {plan.run_id}: {what}, nothing was committed; " + "; ".join(parts)
         + ". Fix the cause and re-run the same command"
     )
 

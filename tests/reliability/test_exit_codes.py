@@ -42,3 +42,17 @@ def test_a_filter_that_keeps_nothing_is_not_a_failure(wh, tmp_path):
     proc = run_cli("run", "--from", str(path), "--stage", "text_stats", "--stage", "sql_filter:where=text_words > 5",
                    "--to", "docs", "-q", warehouse=wh.config.root)
     assert proc.returncode == 0 and "committed 0 rows" in proc.stderr, proc.stderr
+
+
+def test_a_stage_failing_on_every_row_commits_nothing_and_exits_1(wh, tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"id": 1, "text": "one"}\n{"id": 2, "text": "two"}\n')
+    run_cli("run", "--from", str(path), "--to", "docs", "-q", warehouse=wh.config.root, check=True)
+    before = wh.current_snapshot()
+    # a predicate that fails on every row (a cast of text to an integer)
+    proc = run_cli("run", "--from", "docs", "--stage", "sql_filter:where=CAST(text AS INTEGER) > 0", "--to", "docs",
+                   "-q", warehouse=wh.config.root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "stage sql_filter failed on every row, nothing was committed" in err and "Conversion Error" in err
+    assert wh.current_snapshot() == before
