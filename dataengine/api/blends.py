@@ -116,3 +116,12 @@ def list_tokenizers(wh) -> pa.Table:
     if not wh.table_exists("dataengine.tokenizers"):
         return pa.table({"name": pa.array([], pa.string())})
     return wh.sql("SELECT name, hash, vocab_size, source, created_at FROM dataengine.tokenizers ORDER BY created_at")
+
+
+def list_blend_versions(wh) -> pa.Table:
+    """Every frozen blend version: rows, tokens, the lake snapshot it reads, its content hash."""
+    wh = as_warehouse(wh)
+    if not wh.table_exists("dataengine.blend_versions"):
+        return pa.table({"blend": pa.array([], pa.string()), "version": pa.array([], pa.int64())})
+    return wh.sql("SELECT blend, version, snapshot_id, rows, tokens, tokenizer, content_hash, created_at "
+                  "FROM dataengine.blend_versions ORDER BY blend, version")

@@ -97,6 +97,9 @@ def train(
                          force=force, resume=not fresh)
     if summary is None:  # not rank 0
         return None
+    from dataengine.api.reports import training_report_file
+
+    training_report_file(summary, folder, cfg.model_dump(mode="json"))
     record_run(wh, summary, cfg.model_dump(mode="json"), started)
     return summary
 

@@ -34,9 +34,9 @@ def _global(
 
 def _register() -> None:
     """Attach every command group (each module holds one group's commands)."""
-    from dataengine.cli import blend, dedup, generate, ingest, pipelines, quality, train, warehouse
+    from dataengine.cli import blend, dedup, generate, ingest, pipelines, quality, report, train, warehouse
 
-    for module in (warehouse, pipelines, train):
+    for module in (warehouse, pipelines, train, report):
         module.register(app)
     app.add_typer(ingest.ingest_app, name="ingest")
     app.add_typer(quality.classifier_app, name="classifier")

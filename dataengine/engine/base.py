@@ -35,6 +35,9 @@ from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
 
 SOURCE_STATS_KEY = "(source)"
+#: run stats key of the shard timeline: when each shard finished (seconds after the run
+#: started; negative for shards done by an earlier, interrupted attempt) and its rows out
+SHARDS_STATS_KEY = "(shards)"
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ def process_shard(
         "files": files,
         "rows": rows,
         "seconds": round(time.perf_counter() - start, 4),
+        "finished_at": round(time.time(), 3),
         "stats": {k: v.to_dict() for k, v in stats.items()},
         "source_skipped": dict(reader.skipped) if reader is not None else {},
         "stage_order": names,
@@ -282,6 +286,10 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     stats = {name: st.to_dict() for name, st in totals.items()}
     if skipped:
         stats[SOURCE_STATS_KEY] = {"skipped": skipped}
+    timeline = sorted((r["finished_at"], r["rows"]) for r in records if "finished_at" in r)
+    if timeline:  # throughput over time in the run report
+        stats[SHARDS_STATS_KEY] = {"finished_s": [round(t - started, 3) for t, _ in timeline],
+                                   "rows": [n for _, n in timeline]}
     now = dt.datetime.now(dt.timezone.utc)
     run_record = {
         "run_id": plan.run_id,
