@@ -209,5 +209,6 @@ def test_blend_composition_html_report(corpus, tmp_path):
     out = tmp_path / "blend.html"
     run_cli("blend", "show", "mix@1", "--html", str(out), warehouse=corpus.config.root, check=True)
     page = out.read_text()
-    assert page.startswith("<!doctype html>") and page.count("<svg") == 3
-    assert "long" in page and "short" in page and "70%" in page
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3 and "<script" not in page
+    assert 'data-chart="token share per component (%)" data-mark="rect" data-points="4"' in page  # planned + available
+    assert "long" in page and "short" in page and "<td class=\"num\">70</td>" in page  # sampled share %
