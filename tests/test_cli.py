@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -86,5 +87,9 @@ def test_environment_variable_selects_warehouse(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     proc = run_cli("demo", "-q", warehouse=tmp_path / "demo", check=True, timeout=240)
     assert "demo finished" in proc.stdout
+    import re
+
+    report = Path(re.search(r"table report \(.*\): (\S+raw\.html)", proc.stdout).group(1))  # the demo's last step
+    assert report.exists() and 'data-chart="documents per language"' in report.read_text()
     check = run_cli("sql", "SELECT count(*) FROM raw", "--format", "csv", warehouse=tmp_path / "demo", check=True)
     assert int(check.stdout.splitlines()[1]) > 0

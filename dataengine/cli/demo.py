@@ -82,6 +82,9 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
 
     _step("8. generate: Nemotron-CC rephrasing routed by a quality column, with full provenance")
     _demo_generate(wh)
+
+    _step("9. report: plots of the table and of the blend version (with its training run), one HTML file each")
+    _demo_reports(wh, version)
     out.print(f"[bold green]demo finished in {time.time() - start:.1f}s[/bold green]; warehouse at {wh.config.root}")
 
 
@@ -110,6 +113,15 @@ def _demo_train(wh, version: dict) -> None:
     _show(wh, "SELECT blend_ref AS blend, optimizer AS optim, steps, round(final_val_loss, 2) AS val_loss, "
               "round(unigram_val_loss, 2) AS unigram, round(tokens_per_s) AS tok_s "
               "FROM dataengine.training_runs ORDER BY finished_at")
+
+
+def _demo_reports(wh, version: dict) -> None:
+    """Self-contained HTML files (open them from disk); `dataengine ui` serves the same pages."""
+    folder = Path(wh.config.root) / "reports"
+    table = api.write_report(wh, "raw", folder / "raw.html")
+    blend = api.write_report(wh, f"blend:demo@{version['version']}", folder / f"demo@{version['version']}.html")
+    out.print(f"blend version report (composition, source snapshots, diff, loss curves): {blend}", soft_wrap=True)
+    out.print(f"table report (languages, lengths, heuristics, duplicates, ...): [bold]{table}[/bold]", soft_wrap=True)
 
 
 def _demo_generate(wh) -> None:
