@@ -59,11 +59,11 @@ def lake(tmp_path_factory):
     de.create_blend(wh, "mix", {"long": ("SELECT id, text FROM raw WHERE text_words > 200 AND dup_keep", 0.7),
                                 "short": ("SELECT id, text FROM raw WHERE text_words <= 200 AND dup_keep", 0.3)})
     de.freeze_blend(wh, "mix")
+    de.train_tokenizer(wh, "mix@1", 384, name="bpe")
     de.create_blend(wh, "mix", {"long": ("SELECT id, text FROM raw WHERE text_words > 300 AND dup_keep", 0.5),
                                 "short": ("SELECT id, text FROM raw WHERE text_words <= 300 AND dup_keep", 0.5)},
                     replace=True)
-    de.freeze_blend(wh, "mix")
-    de.train_tokenizer(wh, "mix@2", 384, name="bpe")
+    de.freeze_blend(wh, "mix", tokenizer="bpe")  # exported with the tokenizer the training run uses
     summary = de.train(wh, "mix@2", tokenizer="bpe", fresh=True, progress=False,
                        overrides={"steps": 12, "eval_every": 6, "checkpoint_every": 12, "log_every": 1})
     stages = [name for name, st in annotate.stats.items() if "rows_in" in st]  # exact_dedup's reduce too
@@ -228,6 +228,10 @@ def test_ui_command_binds_loopback_and_stops_on_ctrl_c(lake):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)
         assert refused.value.code == 405
+        rebound = urllib.request.Request(match.group(1), headers={"Host": f"evil.example:{match.group(2)}"})
+        with pytest.raises(urllib.error.HTTPError) as foreign:
+            urllib.request.urlopen(rebound, timeout=30)
+        assert foreign.value.code == 403  # DNS rebinding: a page of another site cannot read the UI
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err

@@ -50,10 +50,9 @@ def render(spec: dict) -> str:
     import vl_convert  # ~80 MB native module: loaded only when a report is drawn
 
     full = copy.deepcopy(spec)
-    full.setdefault("$schema", "https://vega.github.io/schema/vega-lite/v5.json")
     full["config"] = {**THEME, **full.get("config", {})}
     with _RENDER_LOCK:
-        svg = vl_convert.vegalite_to_svg(full)
+        svg = vl_convert.vegalite_to_svg(full, allowed_base_urls=[])  # inline data only: never the network
     return svg
 
 

@@ -215,17 +215,11 @@ def value_histogram(ctx: TableContext, column: str, title: str, bins: int = 20):
     rows = ctx.sql(f"""
         SELECT unnest(map_keys(h)) AS upper, unnest(map_values(h)) AS docs
         FROM (SELECT histogram({c}::DOUBLE, equi_width_bins({lo!r}, {hi!r}, {bins}, true)) AS h FROM {{src}})""")
-    data, prev = [], None
-    width = None
-    for r in rows:
-        if prev is not None:
-            width = r["upper"] - prev
-        start = prev if prev is not None else (r["upper"] - width if width else lo)
-        data.append({"start": start, "end": r["upper"], "docs": r["docs"]})
-        prev = r["upper"]
-    if data and len(data) > 1:  # the first bin's start: one bin width below its end
-        data[0]["start"] = data[0]["end"] - (data[1]["end"] - data[1]["start"])
-    data = [d for d in data if d["docs"]]
+    # equi_width_bins gives each bin's upper bound; a bin starts where the previous one ends
+    uppers = [r["upper"] for r in rows]
+    width = uppers[1] - uppers[0] if len(uppers) > 1 else hi - lo
+    data = [{"start": (uppers[i - 1] if i else uppers[0] - width), "end": r["upper"], "docs": r["docs"]}
+            for i, r in enumerate(rows) if r["docs"]]
     return charts.histogram(title, data, "start", "end", "docs", x_title=column)
 
 

@@ -60,6 +60,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "dataengine-ui"
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        if not self.host_allowed():
+            self.send_error(HTTPStatus.FORBIDDEN, "this UI answers only to http://127.0.0.1 or http://localhost")
+            return
         url = urlsplit(self.path)
         path, params = unquote(url.path), parse_qs(url.query)
         wh = self.server.wh
@@ -85,6 +88,14 @@ class Handler(BaseHTTPRequestHandler):
                 key = (str(target), target.kind, wh.current_snapshot())
                 return HTTPStatus.OK, self.server.cache.get(key, lambda: pages.report(wh, target))
         return HTTPStatus.NOT_FOUND, pages.message(wh, "not found", f"no page at {path}")
+
+    def host_allowed(self) -> bool:
+        """On loopback, only a loopback Host header: a web page elsewhere cannot reach the UI through
+        DNS rebinding (a name of theirs that resolves to 127.0.0.1)."""
+        if not is_loopback(self.server.server_address[0]):
+            return True
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+        return is_loopback(host)
 
     def do_POST(self):  # noqa: N802
         self.refuse()
