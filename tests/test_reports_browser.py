@@ -56,8 +56,13 @@ def lake(tmp_path_factory):
     ], to="raw", name="annotate", shards=3), progress=False)
     de.fit_quality(wh, "raw", ["long"])
     de.apply_quality(wh, "raw", ["long"], progress=False)
-    de.create_blend(wh, "mix", {"long": ("SELECT id, text FROM raw WHERE text_words > 200 AND dup_keep", 0.7),
-                                "short": ("SELECT id, text FROM raw WHERE text_words <= 200 AND dup_keep", 0.3)})
+    de.create_blend(wh, {"name": "mix", "phases": [{"name": "broad", "token_share": 0.6},
+                                                    {"name": "hq", "token_share": 0.4}],
+                         "components": [
+                             {"name": "long", "sql": "SELECT id, text FROM raw WHERE text_words > 200 AND dup_keep",
+                              "weight": 1.0, "phase": "hq"},
+                             {"name": "short", "sql": "SELECT id, text FROM raw WHERE text_words <= 200 AND dup_keep",
+                              "weight": 1.0, "phase": "broad"}]})
     de.freeze_blend(wh, "mix")
     de.train_tokenizer(wh, "mix@1", 384, name="bpe")
     de.create_blend(wh, "mix", {"long": ("SELECT id, text FROM raw WHERE text_words > 300 AND dup_keep", 0.5),
@@ -144,6 +149,11 @@ def test_blend_run_and_training_reports(lake, browser, shots):
     assert {"loss", "throughput", "learning rate"} <= charts
     rule = browser.find_elements("css selector", "figure[data-chart='loss'] g.mark-rule.role-mark line")
     assert len(rule) == 1  # the unigram baseline
+    first = de.write_report(wh, "mix@1", folder / "mix1.html")  # two phases: their shares drawn too
+    _open(browser, first.as_uri())
+    figures = {f["chart"]: f for f in check_figures(browser)}
+    assert figures["token share per phase (%)"]["marks"] == 4  # sampled and available, per phase
+    assert "Changes since" not in browser.find_element("tag name", "main").text  # a first version
     run = de.write_report(wh, lake["annotate"], folder / "run.html")
     _open(browser, run.as_uri())
     figures = {f["chart"]: f for f in check_figures(browser)}

@@ -71,11 +71,13 @@ def blend_page(wh, version: dict, links: Links | None = None) -> Page:
     ]
     phases = version.get("phases") or []
     if len(phases) > 1:
-        per_phase = [{"phase": p["name"], "planned": 100.0 * p["token_share"],
-                      "available": 100.0 * sum(c["tokens"] for c in comps if c["phase"] == p["name"]) / total_tokens}
-                     for p in phases]
-        figs.append(charts.bar("token share per phase (%): planned", per_phase, "phase", "planned", percent=True,
-                               sort=None, value_title="% of sampled tokens"))
+        per_phase = []
+        for p in phases:
+            available = sum(c["tokens"] for c in comps if c["phase"] == p["name"])
+            per_phase.append({"phase": p["name"], "share": 100.0 * p["token_share"], "of": "sampled (phase share)"})
+            per_phase.append({"phase": p["name"], "share": 100.0 * available / total_tokens, "of": "available tokens"})
+        figs.append(charts.bar("token share per phase (%)", per_phase, "phase", "share", color="of", percent=True,
+                               sort=None, value_title="% of tokens"))
     comp_rows = [{**{k: c[k] for k in COLUMNS}, "sampled share %": round(shares[c["component"]], 2),
                   "content hash": c["content_hash"]} for c in comps]
     sections = [
