@@ -114,7 +114,7 @@ def test_read_only_query_pages_and_time_travels(wh):
     page2 = de.read_only_query(wh, "SELECT id FROM docs ORDER BY id", page=2, page_size=50)
     assert page0.rows.num_rows == 50 and page0.has_more and page0.offset == 0
     assert page2.rows.num_rows == 50 and not page2.has_more and page2.offset == 100
-    old = de.read_only_query(wh, f"SELECT count(*) AS n FROM docs@{first}")
+    old = de.read_only_query(wh, f"SELECT count(*) AS n FROM docs@{first} -- before the append")
     assert old.rows.to_pylist() == [{"n": 120}]
     with pytest.raises(de.DataEngineError, match="SQL error"):
         de.read_only_query(wh, "SELEC 1")

@@ -177,7 +177,7 @@ def read_only_query(wh, query: str, page: int = 0, page_size: int = 50) -> Query
             "this SQL box runs read-only queries (SELECT) only")
     page, page_size = max(0, int(page)), max(1, min(int(page_size), 1000))
     offset = page * page_size
-    rows = wh.sql(f"SELECT * FROM ({text}) AS q LIMIT {page_size + 1} OFFSET {offset}")
+    rows = wh.sql(f"SELECT * FROM (\n{text}\n) AS q LIMIT {page_size + 1} OFFSET {offset}")  # \n: a trailing -- comment
     return QueryPage(rows.slice(0, page_size), offset, rows.num_rows > page_size)
 
 
