@@ -7,6 +7,7 @@ shows the same reports as ``dataengine report``. Ctrl-C stops it cleanly.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -138,8 +139,10 @@ def make_server(wh, host: str = "127.0.0.1", port: int = 8765, log=None) -> UiSe
 
 
 def serve(server: UiServer, on_ready=None) -> None:
-    """Serve until Ctrl-C (KeyboardInterrupt) or :meth:`shutdown`; always closes the socket."""
+    """Serve until Ctrl-C (KeyboardInterrupt), SIGTERM or :meth:`shutdown`; always closes the socket."""
     threading.Thread(target=api.prepare_charts, daemon=True).start()  # the chart engine starts in ~1-5 s
+    if threading.current_thread() is threading.main_thread():  # a service manager's stop is a clean stop too
+        signal.signal(signal.SIGTERM, _interrupt)
     if on_ready:
         on_ready(server.url)
     try:
@@ -148,6 +151,10 @@ def serve(server: UiServer, on_ready=None) -> None:
         pass
     finally:
         server.server_close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def is_loopback(host: str) -> bool:
