@@ -20,9 +20,10 @@ import xxhash
 from pydantic import Field
 
 from dataengine.generators.backends import make_backend
-from dataengine.generators.backends.base import Backend, BackendParams, GenerationRequest, GenerationResult, ResultHook, SamplingParams
+from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
 from dataengine.generators.cache import CachedBackend, RequestCache
 from dataengine.generators.prompts import PromptTemplate, load_prompt
+from dataengine.core.llm import LLMParams
 from dataengine.core.stage import Stage
 
 SYNTHETIC_SCHEMA = pa.schema(
@@ -52,11 +53,7 @@ SYNTHETIC_SCHEMA = pa.schema(
 )
 
 
-class RecipeParams(BackendParams):
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    seed: int = Field(0, description="sampling seed (sent with every request) and sub-sampling seed")
-    prompt_version: str = Field("v1", description="version of the prompt template files")
-    cache_path: str | None = Field(None, description="request cache file (the CLI uses WAREHOUSE/cache/generate)")
+class RecipeParams(LLMParams):
     id_column: str = "id"
     text_column: str = "text"
 
