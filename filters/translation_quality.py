@@ -253,7 +253,7 @@ class TranslationQuality(LLMStage):
             cols["quality_model"][i] = model
 
     def _backsim(self, present, sources, cols) -> None:
-        rows = [i for i in present if cols["translation_backtranslation"][i] is not None]
+        rows = [i for i in present if (cols["translation_backtranslation"][i] or "").strip()]
         if not rows or self._embedder is None:
             return
         backs = [cols["translation_backtranslation"][i] for i in rows]

