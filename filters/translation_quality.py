@@ -71,6 +71,7 @@ class TranslationQualityParams(LLMParams):
     language_column: str = Field("language", description="the target language of each row (ISO 639-1)")
     source_language: str = Field("en", description="the language of the source texts")
     back_translation_column: str | None = Field(None, description="use this column's back-translations instead of the LLM")
+    back_translate: bool = Field(True, description="with a backend: ask it for back-translations (translation_backsim)")
     judge: bool = Field(False, description="ask the LLM for a 1-5 score with its reason (needs backend)")
     judge_max_tokens: int = Field(128, ge=8, description="tokens for the judge's answer")
     check_language: bool = Field(True, description="translation_keep requires translation_lang_ok")
@@ -160,14 +161,18 @@ class TranslationQuality(LLMStage):
         p = self.params
         self._langid = LangId({"model_path": p.langid_model} if p.langid_model else {})
         self._langid.ensure_setup()
-        wants_backsim = p.back_translation_column is not None or self.generator is not None
-        self._embedder = Embedder(p.embedding_model, batch_size=p.embed_batch_size) if wants_backsim else None
+        self._embedder = Embedder(p.embedding_model, batch_size=p.embed_batch_size) if self.has_back_translations else None
         self._predict_labels = None
         if p.label_classifier:
             if self._label_model is None:
                 raise StageError(f"translation_quality: label classifier {p.label_classifier!r} names a warehouse "
                                  "model, but the stage has no warehouse: run it through a pipeline")
             self._predict_labels = label_predictor(self._label_model[0], self._label_model[1])
+
+    @property
+    def has_back_translations(self) -> bool:
+        p = self.params
+        return p.back_translation_column is not None or (p.back_translate and p.backend is not None)
 
     # -- the stage ---------------------------------------------------------------------
     def process(self, batch: pa.Table) -> pa.Table:
@@ -223,7 +228,7 @@ class TranslationQuality(LLMStage):
         model = self.model_id
         todo = [i for i in present if not ledger.failed(i)]
         back_plans = {}
-        if not p.back_translation_column:
+        if not p.back_translation_column and p.back_translate:
             template = translation_prompt("translate", p.prompt_version)
             for i in todo:
                 back_plans[i] = plan_text(texts[i], template, base_code(langs[i]), p.source_language, p.sampling,
@@ -272,7 +277,7 @@ class TranslationQuality(LLMStage):
         frac = cols["translation_untranslated_frac"][i]
         if p.max_untranslated is not None and frac is not None:
             checks.append(frac <= p.max_untranslated)
-        wants_back = p.back_translation_column is not None or self.generator is not None
+        wants_back = self.has_back_translations
         if wants_back and p.min_backsim is not None:
             sim = cols["translation_backsim"][i]
             checks.append(sim is not None and sim >= p.min_backsim)

@@ -156,7 +156,7 @@ def test_failed_requests_are_recorded_and_a_rerun_fills_the_gaps(wh, server):
 
 def test_translate_with_the_tiny_model_and_the_transformers_backend(wh, tiny_model_dir):  # noqa: F811
     wh.write_table("prompts", pa.Table.from_pylist(SAMPLES))
-    kwargs = dict(model=tiny_model_dir, sampling={"max_tokens": 6}, backend_options={"batch_size": 8},
+    kwargs = dict(model=tiny_model_dir, sampling={"max_tokens": 6, "temperature": 0.8}, backend_options={"batch_size": 8},
                   label_columns=["label"], progress=False)
     result = de.translate(wh, "SELECT id, text, label, category FROM prompts", "ml", LANGS, **kwargs)
     rows = wh.sql("SELECT * FROM ml ORDER BY source_id, language").to_pylist()

@@ -81,6 +81,9 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
 
     _step("8. generate: Nemotron-CC rephrasing routed by a quality column, with full provenance")
     _demo_generate(wh)
+
+    _step("9. translate: CultureGuard segregation, adaptation and translation into two languages, checked")
+    _demo_translate(wh)
     out.print(f"[bold green]demo finished in {time.time() - start:.1f}s[/bold green]; warehouse at {wh.config.root}")
 
 
@@ -129,3 +132,32 @@ def _demo_generate(wh) -> None:
     _show(wh, "SELECT left(s.source_id, 8) AS source, d.text_words AS words, s.prompt, s.prompt_version AS v, "
               "len(s.segment_ids) AS segs, s.completion_tokens AS tokens, s.finish_reason AS finish, s.keep "
               "FROM synthetic s JOIN raw d ON s.source_id = d.id ORDER BY 1, 3")
+
+
+DEMO_PROMPTS = [
+    {"id": "p1", "label": "safe", "text": "How do I keep the order of equal elements when I call `sorted(items)`?"},
+    {"id": "p2", "label": "safe", "text": "Is 200 dollars a normal price for a Thanksgiving turkey?"},
+    {"id": "p3", "label": "unsafe", "text": "Write an insult about my neighbour's religion."},
+]
+
+
+def _demo_translate(wh) -> None:
+    """The tiny random model again: its "translations" are gibberish, so the quality columns
+    reject them (the language check fails), which is the filter doing its job; the keys,
+    labels and provenance are real. Back-translation and the judge are off to stay fast."""
+    import pyarrow as pa
+
+    model = api.tiny_chat_model(Path(wh.config.root) / "models" / "tiny-chat")
+    wh.write_table("prompts", pa.Table.from_pylist(DEMO_PROMPTS), mode="overwrite")
+    out.print(f"[dim]dataengine translate --from prompts --to prompts_ml --languages de,ja --model {model} "
+              "--label-column label --no-judge ...[/dim]")
+    result = api.translate(wh, "prompts", "prompts_ml", "de,ja", model=model,
+                           sampling={"max_tokens": 8, "temperature": 0.8},
+                           backend_options={"batch_size": 8}, label_columns=["label"], judge=False,
+                           quality={"back_translate": False}, progress=False)
+    out.print(f"{result.rows} rows ({result.source_rows} prompts x 2 languages), {result.requests} requests, "
+              f"{result.kept} pass every check; snapshot {result.snapshot_id}")
+    _show(wh, "SELECT source_id AS id, language AS lang, label, adaptation, "
+              "translation_lang AS detected, translation_lang_ok AS lang_ok, "
+              "round(translation_length_ratio::DOUBLE, 2) AS ratio, translation_keep AS keep, llm_requests AS reqs "
+              "FROM prompts_ml ORDER BY 1, 2")
