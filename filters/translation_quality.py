@@ -159,9 +159,9 @@ class TranslationQuality(LLMStage):
     def setup(self) -> None:
         super().setup()
         p = self.params
-        self._langid = LangId({"model_path": p.langid_model} if p.langid_model else {})
-        self._langid.ensure_setup()
-        self._embedder = Embedder(p.embedding_model, batch_size=p.embed_batch_size) if self.has_back_translations else None
+        self.langid = LangId({"model_path": p.langid_model} if p.langid_model else {})
+        self.langid.ensure_setup()
+        self.embedder = Embedder(p.embedding_model, batch_size=p.embed_batch_size) if self.has_back_translations else None
         self._predict_labels = None
         if p.label_classifier:
             if self._label_model is None:
@@ -211,7 +211,7 @@ class TranslationQuality(LLMStage):
         return ledger.apply(out)
 
     def _language_signals(self, present, texts, langs, cols) -> None:
-        detected, _ = self._langid.identify([strip_spans(texts[i]) for i in present])
+        detected, _ = self.langid.identify([strip_spans(texts[i]) for i in present])
         for i, lang in zip(present, detected):
             cols["translation_lang"][i] = lang
             cols["translation_lang_ok"][i] = lang is not None and base_code(lang) == base_code(langs[i])
@@ -259,11 +259,11 @@ class TranslationQuality(LLMStage):
 
     def _backsim(self, present, sources, cols) -> None:
         rows = [i for i in present if (cols["translation_backtranslation"][i] or "").strip()]
-        if not rows or self._embedder is None:
+        if not rows or self.embedder is None:
             return
         backs = [cols["translation_backtranslation"][i] for i in rows]
         srcs = [sources[i] for i in rows]
-        for i, cos, score in zip(rows, self._embedder.cosine(srcs, backs), chrf(backs, srcs)):
+        for i, cos, score in zip(rows, self.embedder.cosine(srcs, backs), chrf(backs, srcs)):
             cols["translation_backsim"][i] = float(cos)
             cols["translation_backsim_chrf"][i] = float(score)
 
