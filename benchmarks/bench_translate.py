@@ -119,6 +119,8 @@ def main() -> None:
         for call in recorded:  # the same request lists, in the same order, with nothing around them
             backend.generate(call)
         bare_s.append(time.perf_counter() - t)
+        print(json.dumps({"repeat": i + 1, "pipeline_s": round(pipe_s[-1], 2), "backend_inside_pipeline_s":
+                          round(inner_s[-1], 2), "bare_s": round(bare_s[-1], 2)}), flush=True)
 
     kept = wh.sql("SELECT count(*) FILTER (WHERE translation_keep) FROM translated").column(0)[0].as_py()
     requests = sum(len(c) for c in recorded)
