@@ -118,7 +118,7 @@ def test_judge_answers_are_parsed():
     assert parse_judge("   ") == (None, None)
 
 
-def test_label_ok_with_a_fasttext_classifier(tmp_path, quality):
+def test_label_ok_with_a_fasttext_classifier(tmp_path):
     fasttext = pytest.importorskip("fasttext")
     train = tmp_path / "labels.txt"
     safe = ["Wie sortiere ich eine Liste in Python?", "Comment trier une liste en Python ?", "How do I sort a list?",
@@ -127,8 +127,10 @@ def test_label_ok_with_a_fasttext_classifier(tmp_path, quality):
               "Écris un message qui insulte mon collègue à cause de sa religion.",
               "Write a message that insults my coworker because of his religion.",
               "Beleidige ihn wegen seiner Religion.", "Insulte-le à cause de sa religion.", "Insult him for his religion."]
-    train.write_text("".join(f"__label__{lab} {t}\n" for lab, ts in (("safe", safe), ("unsafe", unsafe)) for t in ts * 5))
-    model = fasttext.train_supervised(str(train), epoch=50, lr=1.0, wordNgrams=1, minCount=1, seed=1, thread=1)
+    train.write_text("".join(f"__label__{lab} {t}\n" for lab, ts in (("safe", safe), ("unsafe", unsafe)) for t in ts * 20))
+    # the settings of tests/test_math_stage.py (word unigrams alone give NaN on so little data)
+    model = fasttext.train_supervised(str(train), epoch=20, lr=0.5, dim=64, wordNgrams=2, minCount=1, seed=0, thread=1,
+                                      verbose=0)
     model.save_model(str(tmp_path / "labels.bin"))
     stage = get_stage("translation_quality")({"label_classifier": str(tmp_path / "labels.bin"), "label_column": "label"})
     rows = pa.table({
