@@ -34,6 +34,15 @@ from dataengine.warehouse.components import BlendError, component_query, iter_co
 from dataengine.warehouse.lake import Warehouse
 
 
+#: ``dataengine.blend_diversity``: scores measured on a frozen version (``dataengine diversity
+#: NAME@V --record``); ``method`` says how the gradients were made (proxy, parameters, d, seed).
+DIVERSITY_SCHEMA = pa.schema(
+    [("blend", pa.string()), ("version", pa.int64()), ("computed_at", pa.timestamp("us", tz="UTC")),
+     ("group_name", pa.string()), ("n", pa.int64()), ("g_vendi", pa.float64()), ("vendi_embedding", pa.float64()),
+     ("q", pa.float64()), ("method", pa.string())]
+)
+
+
 class Component(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -346,7 +355,29 @@ class Blends:
         )
         record["warnings"] = json.loads(record["warnings"] or "[]")
         record["phases"] = json.loads(record["phases"] or "[]")
+        record["diversity"] = self.diversity(name, number)
         return record
+
+    # -- diversity scores of a version (a side table: the version record stays immutable) -------
+    def record_diversity(self, name: str, version: int, rows: list[dict]) -> None:
+        """Store G-Vendi / embedding Vendi measurements of ``name@version`` (one row per group)."""
+        now = dt.datetime.now(dt.timezone.utc)
+        self.wh.write_table(
+            "dataengine.blend_diversity",
+            pa.Table.from_pylist([{"blend": name, "version": version, "computed_at": now, **r} for r in rows],
+                                 schema=DIVERSITY_SCHEMA),
+        )
+
+    def diversity(self, name: str, version: int) -> list[dict]:
+        """The latest measurement per (group, method, q) of a version."""
+        if not self.wh.table_exists("dataengine.blend_diversity"):
+            return []
+        return self.wh.sql(
+            "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY group_name, method, q "
+            "ORDER BY computed_at DESC) AS rn FROM dataengine.blend_diversity WHERE blend = ? AND version = ?) "
+            "WHERE rn = 1 ORDER BY method, q, group_name",
+            [name, version],
+        ).to_pylist()
 
     def list(self) -> list[dict]:
         defs = self._rows(
