@@ -20,17 +20,19 @@ import math
 
 import numpy as np
 
-#: Eigenvalues below this fraction of the largest are rounding noise (q = 0 counts the rest).
+#: Eigenvalues below this fraction of the largest are rounding noise, not directions.
 RANK_TOLERANCE = 1e-9
 
 
 def spectrum(eigenvalues: np.ndarray) -> np.ndarray:
-    """Non-negative eigenvalues normalised to sum 1 (clips rounding noise below zero)."""
-    lam = np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None)
-    total = lam.sum()
-    if total <= 0:
+    """Eigenvalues normalised to sum 1, with rounding noise (negative, or below
+    ``RANK_TOLERANCE`` of the largest) set to zero: orders q < 1 would magnify it."""
+    lam = np.asarray(eigenvalues, dtype=np.float64).copy()
+    top = lam.max(initial=0.0)
+    if top <= 0:
         raise ValueError("a Vendi score needs at least one non-zero vector")
-    return lam / total
+    lam[lam < RANK_TOLERANCE * top] = 0.0
+    return lam / lam.sum()
 
 
 def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
@@ -39,7 +41,7 @@ def vendi_from_eigenvalues(eigenvalues: np.ndarray, q: float = 1.0) -> float:
     if q < 0:
         raise ValueError(f"the order q must be >= 0, not {q}")
     if q == 0:
-        return float((lam > RANK_TOLERANCE * lam.max()).sum())
+        return float((lam > 0).sum())
     if math.isinf(q):
         return float(1.0 / lam.max())
     nz = lam[lam > 0]

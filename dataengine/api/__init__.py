@@ -35,6 +35,7 @@ from dataengine.api.dedup import dedup_report
 from dataengine.api.diversity import DiversityReport, blend_diversity, diversity
 from dataengine.api.generate import generate, list_recipes, tiny_chat_model
 from dataengine.api.ingest import extraction_counts, ingest_cc, ingest_jsonl, ingest_parquet, ingest_warc
+from dataengine.api.prismatic import PrismaticResult, generate_prismatic, prismatic_rounds
 from dataengine.api.pipelines import StageInfo, list_stages, pipeline, plan, run, stage
 from dataengine.api.quality import (
     apply_quality,
@@ -53,6 +54,7 @@ __all__ = [
     "DataEngineError", "DiversityReport", "PipelineConfig", "RunResult", "Stage", "StageInfo", "StageParams", "Warehouse",
     "apply_quality", "blend_diversity", "blend_report", "blend_version", "blends", "create_blend", "create_warehouse", "dedup_report",
     "dedup_report_file", "diff_blends", "diversity", "export_blend", "extraction_counts", "fit_quality", "freeze_blend", "generate",
+    "generate_prismatic", "prismatic_rounds", "PrismaticResult",
     "ingest_cc", "ingest_jsonl", "ingest_parquet", "ingest_warc", "list_blends", "list_classifiers", "list_recipes",
     "list_stages", "list_tokenizers", "open_warehouse", "pipeline", "plan", "quality_report", "quality_thresholds",
     "parse_overrides", "quality_view", "read_blend_file", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path",
