@@ -54,12 +54,17 @@ class GroupScore:
         }
 
 
+#: The group name of the whole stream when a scorer also keeps a total beside its groups.
+TOTAL = "(all)"
+
+
 class DiversityScorer:
-    """Per-group covariances of gradients (and embeddings) over a stream of batches."""
+    """Per-group covariances of gradients (and embeddings) over a stream of batches;
+    ``total=True`` also keeps the whole stream's (group :data:`TOTAL`)."""
 
     def __init__(self, rows: RowColumns, proxy: ProxyModel | None = None, gradient_column: str | None = None,
                  embedder=None, by: str | None = None, batch_size: int = 8,
-                 on_rows: Callable[[int], None] | None = None):
+                 on_rows: Callable[[int], None] | None = None, total: bool = False):
         if proxy is None and gradient_column is None:
             raise ValueError("give a proxy model or the name of a gradient column")
         self.rows, self.proxy, self.gradient_column = rows, proxy, gradient_column
@@ -67,6 +72,7 @@ class DiversityScorer:
         self.groups: dict[str, GroupScore] = {}
         self.skipped: dict[str, int] = {}
         self.on_rows = on_rows
+        self.total = GroupScore() if total else None
 
     def _skip(self, reason: str, count: int = 1) -> None:
         if count:
@@ -108,12 +114,20 @@ class DiversityScorer:
             score.gradients.add(vectors[idx])
             if embeddings is not None:
                 score.embeddings.add(embeddings[idx])
+        if self.total is not None:
+            self.total.rows += batch.num_rows
+            self.total.gradients.add(vectors)
+            if embeddings is not None:
+                self.total.embeddings.add(embeddings)
         if self.on_rows:
             self.on_rows(batch.num_rows)
 
     def results(self, q: float = 1.0) -> dict[str, dict]:
         embedding = self.embedder is not None
-        return {g: s.result(q, embedding) for g, s in sorted(self.groups.items(), key=lambda kv: str(kv[0]))}
+        out = {g: s.result(q, embedding) for g, s in sorted(self.groups.items(), key=lambda kv: str(kv[0]))}
+        if self.total is not None:
+            out[TOTAL] = self.total.result(q, embedding)
+        return out
 
 
 def _label(value) -> str:

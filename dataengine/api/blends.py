@@ -70,9 +70,19 @@ def _components(components) -> list[dict]:
 
 
 def freeze_blend(wh, name: str, tokenizer: str = "gpt2", target_tokens: int | None = None,
-                 workers: int = 1) -> dict:
-    """Resolve a blend at the current snapshot into the next immutable version (with its token export)."""
-    return blends(wh).freeze(name, tokenizer=tokenizer, target_tokens=target_tokens, workers=workers)
+                 workers: int = 1, g_vendi: bool = False, proxy: str | None = None, progress: bool = True) -> dict:
+    """Resolve a blend at the current snapshot into the next immutable version (with its token export).
+
+    ``g_vendi=True`` also measures G-Vendi per component with ``proxy`` (default smollm2) and
+    records it with the version (:func:`dataengine.api.diversity` with ``record=True``)."""
+    result = blends(wh).freeze(name, tokenizer=tokenizer, target_tokens=target_tokens, workers=workers)
+    if g_vendi:
+        from dataengine.api.diversity import diversity
+
+        ref = f"{name}@{result['version']}"
+        diversity(wh, f"blend:{ref}", by="component", proxy=proxy, embedding=False, record=True, progress=progress)
+        result["diversity"] = blends(wh).version(ref)["diversity"]
+    return result
 
 
 def blend_version(wh, ref: str) -> dict:

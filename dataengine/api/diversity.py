@@ -166,8 +166,10 @@ def diversity(
         from dataengine.filters.embeddings import MiniLMEmbedder
 
         embedder = MiniLMEmbedder(device=_device(gpu))
+    # a recorded grouped measurement keeps the whole version's score too (group "(all)")
     scorer = DiversityScorer(rows, proxy_model, column if use_column else None, embedder,
-                             by=None if by in (None, "component") else by, batch_size=batch_size)
+                             by=None if by in (None, "component") else by, batch_size=batch_size,
+                             total=record and by is not None)
     total = _count(wh, parts) if progress else None
     with row_progress(total, f"diversity of {source}", enabled=progress) as bar:
         scorer.on_rows = bar.advance

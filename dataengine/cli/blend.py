@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from dataengine import api
-from dataengine.cli.common import open_cli_warehouse, out, print_arrow, version_table, warn
+from dataengine.cli.common import diversity_table, open_cli_warehouse, out, print_arrow, version_table, warn
 from dataengine.core.errors import DataEngineError
 
 blend_app = typer.Typer(no_args_is_help=True, help="Define, freeze, inspect and export blends.")
@@ -42,11 +42,16 @@ def freeze(
     tokenizer: str = typer.Option("gpt2", help="gpt2, a tokenizer.json path, or a warehouse tokenizer name"),
     target_tokens: Optional[int] = typer.Option(None, help="token budget, for effective epochs and cap warnings"),
     workers: int = typer.Option(1, help="tokenization worker processes"),
+    g_vendi: bool = typer.Option(False, "--g-vendi", help="also measure and record G-Vendi per component "
+                                                         "(`dataengine diversity NAME@V --by component --record`)"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="with --g-vendi: the gradient model (default smollm2)"),
 ):
     """Resolve a blend at the current snapshot into an immutable version."""
     result = api.freeze_blend(open_cli_warehouse(), name, tokenizer=tokenizer, target_tokens=target_tokens,
-                              workers=workers)
+                              workers=workers, g_vendi=g_vendi, proxy=proxy)
     out(version_table(result))
+    if result.get("diversity"):
+        out(diversity_table(result))
     for w in result["warnings"]:
         warn(w)
     out(f"frozen {name}@{result['version']} (snapshot {result['snapshot_id']}, content {result['content_hash']})")
@@ -62,6 +67,8 @@ def show(
     v = api.blend_version(wh, ref)
     out(version_table(v))
     out(f"content hash {v['content_hash']}; {v['rows']:,} rows, {v['tokens']:,} tokens; created {v['created_at']}")
+    if v.get("diversity"):
+        out(diversity_table(v))
     for w in v["warnings"]:
         warn(w)
     if html:

@@ -89,3 +89,15 @@ def version_table(v: dict) -> Table:
             f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
         )
     return t
+
+
+def diversity_table(v: dict) -> Table:
+    """The diversity scores recorded for a blend version (`dataengine diversity NAME@V --record`)."""
+    t = Table(title=f"{v['blend']}@{v['version']} diversity (recorded)")
+    for c in ("group", "n", "g_vendi", "vendi_embedding", "q", "gradients", "measured"):
+        t.add_column(c, justify="left" if c in ("group", "gradients", "measured") else "right")
+    for r in v["diversity"]:
+        t.add_row(r["group_name"], f"{r['n']:,}", "-" if r["g_vendi"] is None else f"{r['g_vendi']:.2f}",
+                  "-" if r["vendi_embedding"] is None else f"{r['vendi_embedding']:.2f}", f"{r['q']:g}",
+                  r["method"], str(r["computed_at"])[:19])
+    return t
