@@ -19,7 +19,8 @@ Conventions of this folder (follow them for a new kernel):
 - ``X.py`` holds the NumPy reference (readable, float64, the definition) and the dispatch
   the callers use; it imports no GPU package at module level.
 - ``X_triton.py`` holds the Triton kernel; it is imported lazily, only when a CUDA tensor
-  (or ``TRITON_INTERPRET=1``) asks for it.
+  (or ``TRITON_INTERPRET=1``) asks for it, and imports nothing of ours: the dispatch in
+  ``X.py`` passes it what it needs (keys, scale), so the two never import each other.
 - The tests run the Triton kernel on the CPU under ``TRITON_INTERPRET=1`` (in a
   subprocess: the variable is read when ``@triton.jit`` runs) against the reference.
 """
@@ -109,7 +110,7 @@ def check_columns(total_columns: int) -> None:
         raise ValueError(f"the projection supports inputs of up to 2**32 - 1 entries, not {total_columns:,}")
 
 
-def project_add(x, out, seed: int, col_start: int = 0, block_cols: int = DEFAULT_BLOCK_COLS) -> None:
+def project_add(x, out, seed: int, col_start: int = 0, block_cols: int = DEFAULT_BLOCK_COLS, ieee: bool = False) -> None:
     """``out += x @ P[:, col_start : col_start + x.shape[1]].T`` for torch tensors.
 
     The CPU path makes each block of signs with the NumPy hash and multiplies with torch's
@@ -123,7 +124,8 @@ def project_add(x, out, seed: int, col_start: int = 0, block_cols: int = DEFAULT
     if x.is_cuda:
         from dataengine.kernels.rademacher_triton import project_add_triton
 
-        project_add_triton(x, out, seed, col_start)
+        seed_a, seed_b = seed_words(seed)
+        project_add_triton(x, out, seed_a, seed_b, scale(d), col_start, ieee=ieee)
         return
     s = scale(d)
     for start in range(0, x.shape[1], block_cols):

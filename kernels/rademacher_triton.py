@@ -15,8 +15,6 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from dataengine.kernels.rademacher import check_columns, scale, seed_words
-
 
 @triton.jit
 def _fmix32(h):
@@ -59,20 +57,21 @@ def _project_kernel(
              mask=(rn[:, None] < n) & (rd[None, :] < d))
 
 
-def project_add_triton(x, out, seed: int, col_start: int = 0, ieee: bool = False,
+def project_add_triton(x, out, seed_a: int, seed_b: int, alpha: float, col_start: int = 0, ieee: bool = False,
                        block_n: int = 16, block_k: int = 64, block_d: int = 64) -> None:
-    """``out += x @ P[:, col_start : col_start + ncols].T`` on the tensors' device.
+    """``out += alpha * x @ S[:, col_start : col_start + ncols].T`` on the tensors' device.
 
+    ``seed_a``/``seed_b`` are the hash keys of :func:`dataengine.kernels.rademacher.seed_words`
+    and ``alpha`` the scale: callers go through :func:`dataengine.kernels.rademacher.project_add`,
+    which checks the sizes (this module imports nothing of ours, so no import cycle).
     ``ieee=False`` lets ``tl.dot`` use TF32 on GPUs that have it (the signs are exact in
     TF32; ``x`` is rounded to 10 mantissa bits, far below the projection's own JL error).
     """
     n, ncols = x.shape
     d = out.shape[1]
-    check_columns(col_start + ncols)
-    seed_a, seed_b = seed_words(seed)
     grid = (triton.cdiv(n, block_n), triton.cdiv(d, block_d))
     _project_kernel[grid](
-        x, out, n, ncols, d, col_start, seed_a, seed_b, scale(d),
+        x, out, n, ncols, d, col_start, seed_a, seed_b, alpha,
         x.stride(0), x.stride(1), out.stride(0), out.stride(1),
         BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=block_d, IEEE=ieee,
     )

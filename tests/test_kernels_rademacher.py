@@ -92,12 +92,13 @@ TRITON_CHECK = textwrap.dedent("""
     import json, os
     os.environ["TRITON_INTERPRET"] = "1"
     import numpy as np, torch
-    from dataengine.kernels.rademacher import project_reference
+    from dataengine.kernels.rademacher import project_reference, scale, seed_words
     from dataengine.kernels.rademacher_triton import project_add_triton
     rng = np.random.default_rng(5)
     x = rng.standard_normal((5, 300)).astype(np.float32)
     out = torch.full((5, 96), 0.5)
-    project_add_triton(torch.from_numpy(x), out, seed=123, col_start=2**31 + 7, ieee=True)
+    seed_a, seed_b = seed_words(123)
+    project_add_triton(torch.from_numpy(x), out, seed_a, seed_b, scale(96), col_start=2**31 + 7, ieee=True)
     ref = project_reference(x, seed=123, d=96, col_start=2**31 + 7) + 0.5
     print(json.dumps({"max_abs_diff": float(np.abs(out.numpy() - ref).max()), "scale": float(np.abs(ref).max())}))
 """)
