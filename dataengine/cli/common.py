@@ -94,10 +94,13 @@ def version_table(v: dict) -> Table:
 def diversity_table(v: dict) -> Table:
     """The diversity scores recorded for a blend version (`dataengine diversity NAME@V --record`)."""
     t = Table(title=f"{v['blend']}@{v['version']} diversity (recorded)")
-    for c in ("group", "n", "g_vendi", "vendi_embedding", "q", "gradients", "measured"):
-        t.add_column(c, justify="left" if c in ("group", "gradients", "measured") else "right")
+    for c in ("group", "n", "g_vendi", "vendi_embedding", "q"):
+        t.add_column(c, justify="left" if c == "group" else "right")
+    methods = []
     for r in v["diversity"]:
+        if r["method"] not in methods:
+            methods.append(r["method"])
         t.add_row(r["group_name"], f"{r['n']:,}", "-" if r["g_vendi"] is None else f"{r['g_vendi']:.2f}",
-                  "-" if r["vendi_embedding"] is None else f"{r['vendi_embedding']:.2f}", f"{r['q']:g}",
-                  r["method"], str(r["computed_at"])[:19])
+                  "-" if r["vendi_embedding"] is None else f"{r['vendi_embedding']:.2f}", f"{r['q']:g}")
+    t.caption = "; ".join(f"gradients: {m}" for m in methods) + f"; measured {str(v['diversity'][-1]['computed_at'])[:19]}"
     return t
