@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from dataengine.core.errors import StageError
 from dataengine.core.stage import Stage, StageParams
+from dataengine.filters.proxy_model import ProxyModel, RowColumns
 
 
 class ProxyGradientsParams(StageParams):
@@ -58,9 +59,7 @@ class ProxyGradients(Stage):
     Params = ProxyGradientsParams
 
     @property
-    def row_columns(self):
-        from dataengine.filters.proxy_model import RowColumns
-
+    def row_columns(self) -> RowColumns:
         p = self.params
         return RowColumns(p.text_column, p.prompt_column, p.response_column, p.messages_column)
 
@@ -73,8 +72,6 @@ class ProxyGradients(Stage):
 
     def setup(self) -> None:
         import torch
-
-        from dataengine.filters.proxy_model import ProxyModel
 
         p = self.params
         if p.threads:
