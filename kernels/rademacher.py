@@ -71,14 +71,18 @@ def sign_words(seed: int, col_start: int, ncols: int, d: int) -> np.ndarray:
         return fmix32(c[:, None] + w[None, :])
 
 
+def sign_bits(seed: int, col_start: int, ncols: int, d: int) -> np.ndarray:
+    """The signs of columns ``col_start ..`` as uint8 0/1 (1 is +1), array (ncols, d)."""
+    packed = np.ascontiguousarray(sign_words(seed, col_start, ncols, d))
+    if not np.little_endian:  # pragma: no cover - bit i of a word is in byte i // 8 on little-endian hosts
+        packed = packed.byteswap()
+    return np.unpackbits(packed.view(np.uint8), axis=1, bitorder="little")[:, :d]
+
+
 def sign_block(seed: int, col_start: int, ncols: int, d: int, dtype=np.float32) -> np.ndarray:
     """Columns ``col_start .. col_start + ncols`` of the unscaled sign matrix, transposed:
     array (ncols, d) of +1/-1 (row k is column ``col_start + k`` of P)."""
-    packed = np.ascontiguousarray(sign_words(seed, col_start, ncols, d))
-    bits = np.unpackbits(packed.view(np.uint8), axis=1, bitorder="little")  # bit i of each uint32, little-endian
-    if np.little_endian is False:  # pragma: no cover - big-endian hosts: byte order inside each word
-        bits = np.unpackbits(packed.byteswap().view(np.uint8), axis=1, bitorder="little")
-    bits = bits[:, :d]
+    bits = sign_bits(seed, col_start, ncols, d)
     out = np.empty((ncols, d), dtype=dtype)
     np.multiply(bits, 2, out=out, casting="unsafe")
     out -= 1
@@ -130,5 +134,9 @@ def project_add(x, out, seed: int, col_start: int = 0, block_cols: int = DEFAULT
     s = scale(d)
     for start in range(0, x.shape[1], block_cols):
         stop = min(start + block_cols, x.shape[1])
-        signs = torch.from_numpy(sign_block(seed, col_start + start, stop - start, d, np.float32))
-        out.addmm_(x[:, start:stop], signs, alpha=s)
+        # x @ (2B - 1) = 2 x @ B - rowsum(x): the 0/1 bits go to float in one (threaded)
+        # pass, which is most of this path's cost next to the product itself
+        bits = torch.from_numpy(sign_bits(seed, col_start + start, stop - start, d)).to(torch.float32)
+        block = x[:, start:stop]
+        out.addmm_(block, bits, alpha=2 * s)
+        out.sub_(block.sum(dim=1, keepdim=True), alpha=s)
