@@ -66,7 +66,7 @@ def assistant_spans(tokenizer, messages: list[dict], only_last: bool = False) ->
         if not (full.startswith(upto) and upto.startswith(before)):
             raise ChatTemplateError(
                 "the chat template does not render a conversation's prefix as a prefix of the whole "
-                "(it rewrites earlier turns), so assistant tokens cannot be located; set sft.chat_template"
+                "(it rewrites earlier turns), so assistant tokens cannot be located; set chat_template in the training config"
             )
         spans.append((len(before), len(upto)))
     return full, spans

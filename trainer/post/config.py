@@ -33,7 +33,6 @@ class _Strict(BaseModel):
 class SftConfig(_Strict):
     packing: bool = True  # several conversations per row, each attending only to itself
     assistant_only_loss: bool = True  # loss on assistant turns (content + end-of-turn) only
-    chat_template: Optional[str] = None  # a Jinja template replacing the tokenizer's
 
 
 class RewardModelConfig(_Strict):
@@ -81,6 +80,7 @@ class GrpoConfig(_Strict):
 
 
 class PostTrainConfig(TrainConfig):
+    chat_template: Optional[str] = None  # a Jinja chat template replacing the init model's tokenizer's
     sft: SftConfig = Field(default_factory=SftConfig)
     rm: RewardModelConfig = Field(default_factory=RewardModelConfig)
     dpo: PreferenceConfig = Field(default_factory=PreferenceConfig)
