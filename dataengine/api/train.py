@@ -176,6 +176,31 @@ def _post_train(wh, blend, stage, init, config, overrides, output, tokenizer, fo
     return summary
 
 
+def describe_post_training(summary: dict) -> str:
+    """One paragraph on a finished post-training run (what the CLI prints)."""
+    m = summary.get("stage_metrics") or {}
+    parts = [f"{summary['stage']} of {summary['init_model']} on {summary['blend_ref']}: {summary['steps']} steps, "
+             f"loss {_num(summary.get('final_loss'))}"]
+    if summary.get("final_val_loss") is not None:
+        parts.append(f"held-out loss {_num(summary['final_val_loss'])}")
+    if m.get("val_accuracy") is not None:
+        parts.append(f"held-out accuracy {_num(m['val_accuracy'])}")
+    if m.get("val_margin") is not None:
+        parts.append(f"held-out margin {_num(m.get('first_val_margin'))} -> {_num(m['val_margin'])}")
+    if summary["stage"] == "grpo":
+        parts.append(f"reward {_num(m.get('first_reward'))} -> {_num(m.get('final_reward'))}, held-out "
+                     f"{_num(m.get('val_reward'))}; {m.get('reference_resets', 0)} reference reset(s); rollouts "
+                     f"{_num(m.get('rollout_share'))} of the time ({m.get('rollout_engine')})")
+    skipped = {k: v for k, v in (m.get("skipped") or {}).items() if v}
+    if skipped:
+        parts.append("skipped/cut: " + ", ".join(f"{k} {v:,}" for k, v in skipped.items()))
+    return "; ".join(parts) + f". Model {summary['model_path']}; report {summary['report_path']}"
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
 def training_runs(wh):
     """Every recorded training run (pretraining and later stages), newest last."""
     wh = as_warehouse(wh)

@@ -55,7 +55,9 @@ def verify_math(completion: str, answer: str, options: VerifierOptions) -> tuple
 
     timeout = _math_timeout(options)
     gold_text = _gsm8k_final(answer) or answer
-    gold = parse(gold_text, parsing_timeout=timeout) or parse(f"${gold_text}$", parsing_timeout=timeout)
+    gold = parse(gold_text, fallback_mode="no_fallback", parsing_timeout=timeout)
+    if not gold and any(c in gold_text for c in "\\^{}_"):  # bare LaTeX ("x^2+1"): read it as math mode
+        gold = parse(f"${gold_text}$", fallback_mode="no_fallback", parsing_timeout=timeout)
     if not gold:
         return 0.0, "bad_answer"
     pred_text = _gsm8k_final(completion) or completion
