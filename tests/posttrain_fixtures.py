@@ -1,7 +1,7 @@
 """A warehouse with post-training blends and a tiny chat model, built once per test module.
 
 - ``digits@1`` (chat): "Pick a digit." -> a uniformly random digit, plus "What is a plus b?" chats;
-- ``sums@1`` (preference): "What is a plus b?" with the correct sum chosen and a wrong one
+- ``sums@1`` (preference): "What is a plus b?" (a, b in 0..2) with the correct sum chosen and a wrong one
   rejected, explicit rewards and HelpSteer2-style attributes;
 - ``seven@1`` (verifiable): "Pick a digit." whose answer is 7 (exact): trivially learnable by
   GRPO from the digits SFT model, which picks 7 a tenth of the time.
@@ -33,8 +33,8 @@ def build_post_warehouse(root) -> Warehouse:
                                                       {"role": "assistant", "content": str(a + b)}]})
     wh.write_table("chat", pa.Table.from_pylist(chats))
     prefs = []
-    for i in range(300):
-        a, b = rng.randint(0, 4), rng.randint(0, 4)
+    for i in range(300):  # nine sums to learn: a reward model ranks them in a few dozen CPU steps
+        a, b = rng.randint(0, 2), rng.randint(0, 2)
         wrong = (a + b + rng.randint(1, 4)) % 10
         prefs.append({"id": f"p{i:03d}", "prompt": f"What is {a} plus {b}?", "chosen": str(a + b), "rejected": str(wrong),
                       "chosen_reward": 4.0, "rejected_reward": 1.0})
