@@ -49,6 +49,9 @@ def load_tokenizer(init: InitModel):
         raise DataEngineError(f"cannot load the tokenizer of {init.spec}: {str(exc).splitlines()[0]}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    # we cut sequences at model.seq_len ourselves; a pretraining run's tokenizer says its training length
+    # here, which only makes transformers warn about every longer conversation we are about to cut
+    tok.model_max_length = max(tok.model_max_length or 0, 1 << 30)
     return tok
 
 
