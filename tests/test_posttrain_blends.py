@@ -131,3 +131,24 @@ def test_ingest_create_and_freeze_from_the_cli(wh, tmp_path):
     bad = run_cli("blend", "create", "z", "-c", "a=SELECT * FROM chat:1", "--reasoning", "a=maybe",
                   warehouse=wh.config.root)
     assert bad.returncode != 0 and "COMPONENT=on" in bad.stderr
+
+
+def test_generated_samples_are_chat_rows_and_make_preference_pairs(post_wh, tmp_path):
+    wh = post_wh
+    model = de.tiny_chat_model(tmp_path / "tiny")
+    result = de.generate(wh, "respond", "SELECT id, prompt, answer, reward_kind FROM math", "samples", model=model,
+                         samples=2, progress=False, sampling={"max_tokens": 5, "temperature": 1.0})
+    assert result.rows == 10 and result.errors == 0
+    de.run(wh, de.pipeline("samples", ["reward:completion_column=messages"], to="samples"), progress=False)
+    scored = wh.sql("SELECT sample, answer, reward_kind, reward, reward_status FROM samples").to_pylist()
+    assert {r["sample"] for r in scored} == {0, 1} and all(r["reward_kind"] == "math" for r in scored)
+    assert all(r["reward_status"] in ("correct", "wrong", "unparseable") for r in scored)
+    de.create_blend(wh, "gen-chat", {"kept": ("SELECT id, messages FROM samples WHERE keep", 1.0)})
+    chat = de.freeze_blend(wh, "gen-chat")
+    assert chat["shape"] == "chat" and chat["rows"] == 10 and chat["components"][0]["invalid_rows"] == 0
+    pairs = ("SELECT source_id AS id, list_slice(any_value(messages), 1, len(any_value(messages)) - 1) AS messages, "
+             "arg_max(completion, reward) AS chosen, arg_min(completion, reward) AS rejected, "
+             "max(reward) AS chosen_reward, min(reward) AS rejected_reward FROM samples WHERE keep GROUP BY source_id")
+    de.create_blend(wh, "gen-pairs", {"pairs": (pairs, 1.0)})
+    v = de.freeze_blend(wh, "gen-pairs")
+    assert v["shape"] == "preference" and v["rows"] == 5 and v["components"][0]["invalid_rows"] == 0
