@@ -57,7 +57,7 @@ def test_dpo_and_rpo_raise_the_chosen_minus_rejected_margin(post):
         assert vals[-1]["val_margin"] > 0.2 and summary["stage_metrics"]["loss_kind"] == loss
 
 
-def test_rpo_refuses_rows_without_rewards(post, tmp_path):
+def test_bad_post_training_runs_are_refused_before_training(post, tmp_path):
     wh, model = post
     wh.execute("CREATE TABLE prefs_no_reward AS SELECT id, prompt, chosen, rejected FROM prefs LIMIT 20")
     de.create_blend(wh, "no-reward", {"p": ("SELECT * FROM prefs_no_reward", 1.0)})
@@ -68,3 +68,11 @@ def test_rpo_refuses_rows_without_rewards(post, tmp_path):
     with pytest.raises(DataEngineError, match="trains on preference rows; digits@1 has chat rows"):
         de.train(wh, "digits@1", stage="dpo", init=model, progress=False, output=tmp_path / "run2",
                  overrides={**TINY, "steps": 1})
+    with pytest.raises(DataEngineError, match="unknown training stage 'ppo'"):
+        de.train(wh, "sums@1", stage="ppo", init=model)
+    with pytest.raises(DataEngineError, match="--init applies to post-training"):
+        de.train(wh, "sums@1", init=model)
+    with pytest.raises(DataEngineError, match="--init /no/such/model.*run_id"):
+        de.train(wh, "sums@1", stage="sft", init="/no/such/model", output=tmp_path / "run3")
+    with pytest.raises(DataEngineError, match="grpo.temperature"):
+        de.train(wh, "seven@1", stage="grpo", init=model, output=tmp_path / "run4", overrides={"grpo.temperature": -1})
