@@ -7,7 +7,7 @@ tokens (ours: best fit in stream order; TRL: best-fit decreasing, its padding-fr
 loss on the assistant reply only (ours: assistant-only; TRL: prompt-completion data with
 ``completion_only_loss``), ``--batch`` rows per step, the same thread count. Throughput is
 steady state: non-padding tokens of the steps after the first ``--skip`` over their wall
-time. Each run is its own process; runs alternate (ours, TRL, ours, TRL) and the best of
+time, and over the process's CPU time (the fair clock when other jobs share the machine). Each run is its own process; runs alternate (ours, TRL, ours, TRL) and the best of
 ``--repeats`` is compared, because other jobs share the machine.
 
 GRPO: the "pick 7" task of the tests from an SFT'd copy of the same model, ``--grpo-steps``
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -62,7 +63,18 @@ def build(root: Path, args) -> tuple[str, str]:
 
 def run_ours(wh_root: str, model: str, out: Path, args) -> dict:
     import dataengine as de
+    from dataengine.trainer.post.sft import SftStage
 
+    cpu_marks: list[float] = []
+    step = SftStage.train_step
+
+    def timed(self, *a, **kw):  # CPU time per step: a fair clock on a machine other jobs share
+        out_ = step(self, *a, **kw)
+        cpu_marks.append(time.process_time())
+        return out_
+
+    SftStage.train_step = timed
+    start_cpu = time.process_time()
     summary = de.train(wh_root, "bench-chat@1", stage="sft", init=model, output=out, fresh=True, progress=False,
                        overrides={"steps": args.steps, "model.seq_len": args.max_len, "data.micro_batch_size": args.batch,
                                   "data.val_fraction": 0.0, "eval_every": 10**6, "checkpoint_every": 10**6,
@@ -70,7 +82,10 @@ def run_ours(wh_root: str, model: str, out: Path, args) -> dict:
     steps = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     steady = [s for s in steps if "loss" in s][args.skip:]
     tokens, seconds = sum(s["tokens"] for s in steady), sum(s["seconds"] for s in steady)
-    return {"tokens_per_s": tokens / seconds, "tokens": tokens, "seconds": seconds, "final_loss": summary["final_loss"]}
+    marks = [start_cpu, *cpu_marks]
+    cpu = marks[-1] - marks[args.skip]
+    return {"tokens_per_s": tokens / seconds, "tokens_per_cpu_s": tokens / cpu, "tokens": tokens, "seconds": seconds,
+            "final_loss": summary["final_loss"]}
 
 
 def run_trl(model: str, out: Path, args) -> dict:
@@ -88,10 +103,10 @@ def run_trl(model: str, out: Path, args) -> dict:
             self.marks = []
 
         def on_step_end(self, a, state, control, **kw):
-            self.marks.append((time.perf_counter(), state.num_input_tokens_seen))
+            self.marks.append((time.perf_counter(), state.num_input_tokens_seen, time.process_time()))
 
     clock = Clock()
-    cfg = SFTConfig(output_dir=str(out), max_steps=args.steps + 1, per_device_train_batch_size=args.batch,
+    cfg = SFTConfig(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
                     learning_rate=1e-4, max_grad_norm=1.0, packing=True, packing_strategy="bfd", max_length=args.max_len,
                     completion_only_loss=True, logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True,
                     bf16=False, fp16=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
@@ -99,9 +114,10 @@ def run_trl(model: str, out: Path, args) -> dict:
     trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32), args=cfg,
                          train_dataset=data, processing_class=AutoTokenizer.from_pretrained(model), callbacks=[clock])
     trainer.train()
-    marks = clock.marks[args.skip:]
-    (t0, n0), (t1, n1) = marks[0], marks[-1]
-    return {"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens": n1 - n0, "seconds": t1 - t0}
+    marks = clock.marks[args.skip - 1 :]  # from the end of step `skip` on, as for ours
+    (t0, n0, c0), (t1, n1, c1) = marks[0], marks[-1]
+    return {"tokens_per_s": (n1 - n0) / (t1 - t0), "tokens_per_cpu_s": (n1 - n0) / (c1 - c0), "tokens": n1 - n0,
+            "seconds": t1 - t0}
 
 
 def run_grpo(wh_root: str, model: str, out: Path, args) -> dict:
@@ -182,7 +198,12 @@ def main() -> None:
         "settings": {k: v for k, v in vars(args).items() if k not in ("role", "root")},
         "sft": {"ours_tokens_per_s": [round(r["tokens_per_s"]) for r in ours],
                 "trl_tokens_per_s": [round(r["tokens_per_s"]) for r in trl],
-                "ratio_best": round(best_ours / best_trl, 3)},
+                "ratio_best": round(best_ours / best_trl, 3),
+                "ours_tokens_per_cpu_s": [round(r["tokens_per_cpu_s"]) for r in ours],
+                "trl_tokens_per_cpu_s": [round(r["tokens_per_cpu_s"]) for r in trl],
+                "ratio_best_cpu": round(max(r["tokens_per_cpu_s"] for r in ours)
+                                        / max(r["tokens_per_cpu_s"] for r in trl), 3),
+                "load_average": os.getloadavg()},
         "grpo": grpo,
     }, indent=1))
 
