@@ -37,6 +37,7 @@ MIX = {
 }
 
 
+@pytest.mark.slow
 def test_freeze_is_reproducible_and_versions_are_immutable(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -162,6 +163,7 @@ def test_two_phase_blend_switches_at_token_share(corpus):
     assert comps[:750] == ["all"] * 750 and comps[750:] == ["long"] * 250
 
 
+@pytest.mark.slow
 def test_cli_blend_roundtrip_and_trained_tokenizer(corpus, tmp_path):
     w = corpus.config.root
     proc = run_cli("blend", "create", "cli", "-c", "all=SELECT id, text FROM docs:1", warehouse=w, check=True)
@@ -200,6 +202,7 @@ def test_blend_from_yaml_file(corpus, tmp_path):
     assert bad.returncode == 1 and "token shares must sum to 1" in bad.stderr
 
 
+@pytest.mark.slow
 def test_blend_composition_html_report(corpus, tmp_path):
     Blends(corpus).create(MIX)
     Blends(corpus).freeze("mix")

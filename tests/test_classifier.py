@@ -38,6 +38,7 @@ def trained(tmp_path_factory):
     return w, proc
 
 
+@pytest.mark.slow
 def test_cli_training_separates_held_out_pages(trained):
     w, proc = trained
     assert "trained article@1" in proc.stdout
@@ -57,6 +58,7 @@ def test_cli_training_separates_held_out_pages(trained):
     print(f"held-out: {metrics}")
 
 
+@pytest.mark.slow
 def test_training_again_adds_a_version(trained):
     w, _ = trained
     run_cli("classifier", "train", "--positive", ARTICLES, "--negative", BOILERPLATE, "--name", "article",

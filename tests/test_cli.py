@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import pyarrow.parquet as pq
@@ -42,6 +44,7 @@ def test_malformed_yaml_and_unknown_stage(tmp_path):
     _assert_one_line_error(run_cli("run", str(tmp_path / "absent.yaml"), warehouse=w), "does not exist")
 
 
+@pytest.mark.slow
 def test_inline_run_sql_formats_tables_history(tmp_path, corpus_files):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -79,6 +82,7 @@ def test_environment_variable_selects_warehouse(tmp_path):
     assert (tmp_path / "envw" / "dataengine.yaml").exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     proc = run_cli("demo", "-q", warehouse=tmp_path / "demo", check=True, timeout=240)
     assert "demo finished" in proc.stdout

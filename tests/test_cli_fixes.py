@@ -43,6 +43,7 @@ def test_time_travel_with_an_alias(tmp_path):
         assert json.loads(out) == [{"n": 3}], query
 
 
+@pytest.mark.slow
 def test_run_into_an_existing_other_table_needs_a_mode(tmp_path, corpus_files):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import glob
 import os
 import signal
@@ -91,6 +93,7 @@ def _write_pipeline(tmp_path, files, seconds) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_with_exact_rows(wh, corpus_files, tmp_path):
     pipeline_file = _write_pipeline(tmp_path, corpus_files, seconds=0.6)
     before = wh.current_snapshot()
@@ -129,6 +132,7 @@ def test_sigkill_then_rerun_resumes_with_exact_rows(wh, corpus_files, tmp_path):
     assert wh.sql(q).to_pylist() == clean.sql(q).to_pylist()
 
 
+@pytest.mark.slow
 def test_concurrent_reader_sees_last_committed_snapshot(wh, corpus_files, tmp_path):
     run_pipeline(_ingest(corpus_files[:4]), wh, progress=False)  # 200 rows committed
     writer_file = tmp_path / "writer.yaml"

@@ -111,6 +111,7 @@ def _install_plugin(folder: Path) -> dict:
     return dict(os.environ, PYTHONPATH=str(folder))
 
 
+@pytest.mark.slow
 def test_a_plugin_stage_from_another_package_runs_from_the_cli(tmp_path, corpus_files):
     env = _install_plugin(tmp_path / "site")
     listing = run_cli("stages", "shout", env=env, check=True).stdout

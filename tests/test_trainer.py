@@ -30,6 +30,9 @@ from dataengine.warehouse import Warehouse, init_warehouse
 from dataengine.warehouse.blends import Blends
 from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer
 
+pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
+
+
 TINY = {  # a tiny model that still learns something in a few hundred steps
     "model": {"preset": "tiny", "seq_len": 64},
     "data": {"micro_batch_size": 8, "val_samples": 64},

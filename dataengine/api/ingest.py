@@ -25,7 +25,7 @@ EXTRACTORS = ("trafilatura", "resiliparse", "none")
 FAVOUR = ("balanced", "precision", "recall")
 
 
-def web_stages(extractor: str = "trafilatura", favour: str = "balanced", langid: bool = True,
+def web_stages(extractor: str = "trafilatura", favour: str = "recall", langid: bool = True,
                keep_html: bool = False) -> list[dict]:
     """The stages that turn raw HTML rows into text documents."""
     if extractor not in EXTRACTORS:
@@ -85,7 +85,7 @@ def ingest_warc(
     paths: Iterable[str],
     table: str = "raw",
     extractor: str = "trafilatura",
-    favour: str = "balanced",
+    favour: str = "recall",
     langid: bool = True,
     html_table: str | None = None,
     keep_html: bool = False,
@@ -114,7 +114,7 @@ def ingest_cc(
     skip: int = 0,
     table: str = "cc",
     extractor: str = "trafilatura",
-    favour: str = "balanced",
+    favour: str = "recall",
     langid: bool = True,
     html_table: str | None = None,
     mode: str | None = None,

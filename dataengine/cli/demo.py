@@ -58,12 +58,13 @@ def run_demo(warehouse_path: str, progress: bool = True) -> None:
     _show(wh, f"SELECT (SELECT count(*) FROM (DESCRIBE SELECT * FROM raw@{first})) AS columns_then, "
               "(SELECT count(*) FROM (DESCRIBE SELECT * FROM raw)) AS columns_now")
 
-    _step("4. dedup: exact and MinHash-LSH near-duplicate clusters (global stages)")
-    dedup = api.pipeline("raw", ["exact_dedup", api.stage("fuzzy_dedup", order_by=["id"])], to="raw",
-                         name="demo-dedup", workers=2, shards=2)
+    _step("4. dedup: exact, MinHash-LSH near-duplicate clusters and partial copies (global stages)")
+    dedup = api.pipeline("raw", ["exact_dedup", api.stage("fuzzy_dedup", order_by=["id"]), "partial_copy"],
+                         to="raw", name="demo-dedup", workers=2, shards=2)
     print_run(api.run(wh, dedup, progress=progress))
     _show(wh, "SELECT count(*) AS docs, count(*) FILTER (WHERE NOT dup_keep) AS exact_dups, "
-              "count(*) FILTER (WHERE NOT fuzzy_dup_keep) AS near_dups FROM raw")
+              "count(*) FILTER (WHERE NOT fuzzy_dup_keep) AS near_dups, "
+              "count(copy_of) AS contained_in_another FROM raw")
 
     _step("5. blend: two components by SQL, frozen as an immutable version")
     version = _demo_blend(wh)
