@@ -83,6 +83,7 @@ def test_the_same_content_hashes_the_same_whatever_its_encoding(post_wh):
     assert as_json == as_structs and as_json[0] == 12
 
 
+@pytest.mark.slow
 def test_preference_and_verifiable_blends_version_and_diff(post_wh):
     wh = post_wh
     de.create_blend(wh, "prefs", {"all": ("SELECT * FROM prefs", 1.0)})
@@ -133,6 +134,7 @@ def test_ingest_create_and_freeze_from_the_cli(wh, tmp_path):
     assert bad.returncode != 0 and "COMPONENT=on" in bad.stderr
 
 
+@pytest.mark.slow
 def test_generated_samples_are_chat_rows_and_make_preference_pairs(post_wh, tmp_path):
     wh = post_wh
     model = de.tiny_chat_model(tmp_path / "tiny")

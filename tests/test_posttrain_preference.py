@@ -57,6 +57,7 @@ def test_dpo_and_rpo_raise_the_chosen_minus_rejected_margin(post):
         assert vals[-1]["val_margin"] > 0.2 and summary["stage_metrics"]["loss_kind"] == loss
 
 
+@pytest.mark.slow
 def test_bad_post_training_runs_are_refused_before_training(post, tmp_path):
     wh, model = post
     wh.execute("CREATE TABLE prefs_no_reward AS SELECT id, prompt, chosen, rejected FROM prefs LIMIT 20")

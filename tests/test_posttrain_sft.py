@@ -43,6 +43,7 @@ def encode(stage, messages) -> Example:
     return stage.examples.encode({"id": json.dumps(messages), "messages": messages}, "test")
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_tokens_outside_assistant_turns_get_no_loss(stage):
     base = [{"role": "system", "content": "You count."}, {"role": "user", "content": "What is 2 plus 2?"},
@@ -61,6 +62,7 @@ def test_tokens_outside_assistant_turns_get_no_loss(stage):
         "4<|im_end|>\n6<|im_end|>\n"
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_packed_conversations_do_not_attend_to_each_other(stage):
     a = encode(stage, [{"role": "user", "content": "Pick a digit."}, {"role": "assistant", "content": "3"}])

@@ -92,6 +92,7 @@ for attempt in (lambda: open({str(target)!r}, 'w'),
     assert not target.exists()
 
 
+@pytest.mark.slow
 def test_code_cannot_reach_the_network():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -117,6 +118,7 @@ def test_code_cannot_reach_the_network():
     assert connections == []  # nothing reached the listening socket
 
 
+@pytest.mark.slow
 def test_code_cannot_outlive_its_time_limit():
     for code in ("while True:\n    pass", "import time\ntime.sleep(60)"):  # burning CPU, and sleeping
         started = time.perf_counter()
@@ -134,6 +136,7 @@ def test_code_output_and_memory_are_capped():
     assert not result.ok and "MemoryError" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_reward_stage_runs_in_a_pipeline_and_counts_unparseable(tmp_path, wh):
     from conftest import run_cli
 
