@@ -47,15 +47,15 @@ from dataengine.api.quality import (
     train_classifier,
 )
 from dataengine.api.reports import blend_report, dedup_report_file
-from dataengine.api.train import parse_overrides, train, training_runs
+from dataengine.api.train import describe_post_training, parse_overrides, resolve_init, train, training_runs
 from dataengine.api.warehouse import create_warehouse, open_warehouse, warehouse_path
 
 __all__ = [
     "DataEngineError", "DiversityReport", "PipelineConfig", "RunResult", "Stage", "StageInfo", "StageParams", "Warehouse",
     "apply_quality", "blend_diversity", "blend_report", "blend_version", "blends", "create_blend", "create_warehouse", "dedup_report",
-    "dedup_report_file", "diff_blends", "diversity", "export_blend", "extraction_counts", "fit_quality", "freeze_blend", "generate",
-    "generate_prismatic", "prismatic_rounds", "PrismaticResult",
+    "dedup_report_file", "describe_post_training", "diff_blends", "diversity", "export_blend", "extraction_counts", "fit_quality",
+    "freeze_blend", "generate", "generate_prismatic", "prismatic_rounds", "PrismaticResult",
     "ingest_cc", "ingest_jsonl", "ingest_parquet", "ingest_warc", "list_blends", "list_classifiers", "list_recipes",
     "list_stages", "list_tokenizers", "open_warehouse", "pipeline", "plan", "quality_report", "quality_thresholds",
-    "parse_overrides", "quality_view", "read_blend_file", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path",
+    "parse_overrides", "quality_view", "read_blend_file", "resolve_init", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path",
 ]

@@ -22,17 +22,29 @@ def create(
     file: Optional[str] = typer.Option(None, "--file", "-f", help="blend YAML (name, components, phases)"),
     description: str = typer.Option("", help="what this blend is for"),
     replace: bool = typer.Option(False, help="store a new revision of an existing blend"),
+    reasoning: List[str] = typer.Option([], "--reasoning",
+                                        help="COMPONENT=on|off: a 'detailed thinking on/off' system line on its rows"),
 ):
-    """Create a blend from --component specs or a YAML file (SQL is checked now)."""
+    """Create a blend from --component specs or a YAML file (SQL is checked now).
+
+    Components return the columns of one row shape: id, text (pretraining); id, messages (chat);
+    prompt, chosen, rejected (preference); prompt, answer, reward_kind (verifiable)."""
     wh = open_cli_warehouse()
+    toggles = {}
+    for item in reasoning:
+        comp, sep, mode = item.partition("=")
+        if not sep or mode not in ("on", "off"):
+            raise DataEngineError(f"--reasoning needs COMPONENT=on or COMPONENT=off, got {item!r}")
+        toggles[comp] = mode
     if file:
         definition = api.read_blend_file(file)
-        revision = api.create_blend(wh, definition, replace=replace)
+        revision = api.create_blend(wh, definition, replace=replace, reasoning=toggles or None)
         out(f"blend {definition.name} revision {revision}: {len(definition.components)} component(s)")
         return
     if not name or not component:
         raise DataEngineError("give NAME and at least one --component name=SQL:weight, or --file")
-    revision = api.create_blend(wh, name, component, description=description, replace=replace)
+    revision = api.create_blend(wh, name, component, description=description, replace=replace,
+                                reasoning=toggles or None)
     out(f"blend {name} revision {revision}: {len(component)} component(s)")
 
 

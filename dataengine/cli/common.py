@@ -79,15 +79,23 @@ def print_run(result) -> None:
 
 def version_table(v: dict) -> Table:
     """A blend version's components as a terminal table."""
-    t = Table(title=f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})")
-    for c in ("component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"):
-        t.add_column(c, justify="left" if c in ("component", "phase") else "right")
+    shape = v.get("shape") or "text"
+    title = f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})"
+    t = Table(title=title if shape == "text" else f"{title}  {shape} rows")
+    columns = ["component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"]
+    if shape != "text":
+        columns += ["reasoning", "invalid rows"]
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("component", "phase", "reasoning") else "right")
     for c in v["components"]:
         eff = c.get("effective_epochs")
-        t.add_row(
+        cells = [
             c["component"], c["phase"], f"{c['weight']:g}", "-" if c["max_epochs"] is None else f"{c['max_epochs']:g}",
             f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
-        )
+        ]
+        if shape != "text":
+            cells += [c.get("reasoning") or "-", f"{c.get('invalid_rows') or 0:,}"]
+        t.add_row(*cells)
     return t
 
 
