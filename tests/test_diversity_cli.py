@@ -63,6 +63,7 @@ def test_errors_are_one_line(warehouse):
     assert proc.returncode == 1 and "diversity source failed" in proc.stderr
 
 
+@pytest.mark.slow
 def test_blend_version_records_g_vendi_and_blend_show_prints_it(warehouse, tiny_model_dir, corpus):  # noqa: F811
     root = warehouse.config.root
     de.create_blend(warehouse, "mix", {"a": ("SELECT id, text FROM docs WHERE source = 'a'", 1.0),
