@@ -30,7 +30,7 @@ from dataengine.core.errors import DataEngineError
 from dataengine.core.pipeline import fingerprint
 from dataengine.generators.backends.base import GenerationResult
 from dataengine.generators.cache import cache_path_for
-from dataengine.generators.recipes.base import SYNTHETIC_SCHEMA, Recipe
+from dataengine.generators.recipes.base import Recipe
 from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.lake import Warehouse, rewrite_time_travel
 
@@ -91,7 +91,8 @@ def run_generate(
     source_rows = pq.ParquetFile(source_file).metadata.num_rows
     out_file = os.path.join(run_dir, f"synthetic-{int(time.time() * 1000)}.parquet")
     tmp_file = out_file + ".tmp"
-    writer = pq.ParquetWriter(tmp_file, SYNTHETIC_SCHEMA, compression="zstd")
+    schema = recipe.output_schema()
+    writer = pq.ParquetWriter(tmp_file, schema, compression="zstd")
     sent_before = recipe.generator.sent
     try:
         with generation_progress(progress, source_rows, f"generate {recipe.name}") as bar:
@@ -124,7 +125,7 @@ def run_generate(
     snapshot_id = wh.commit_files(
         table,
         [out_file] if counters.rows else [],
-        SYNTHETIC_SCHEMA,
+        schema,
         mode=mode,
         message=f"generate {recipe.name} ({recipe.generator.model_id}): {counters.rows} rows from {source_rows} source rows",
         meta_rows=[(f"{META_SCHEMA}.runs", record)],

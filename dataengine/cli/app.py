@@ -34,7 +34,7 @@ def _global(
 
 def _register() -> None:
     """Attach every command group (each module holds one group's commands)."""
-    from dataengine.cli import blend, dedup, generate, ingest, pipelines, quality, train, translate, warehouse
+    from dataengine.cli import blend, dedup, diversity, generate, ingest, pipelines, quality, train, translate, warehouse
 
     for module in (warehouse, pipelines, train):
         module.register(app)
@@ -44,6 +44,7 @@ def _register() -> None:
     app.add_typer(dedup.dedup_app, name="dedup")
     app.command("generate")(generate.generate)
     app.command("translate")(translate.translate)
+    app.command("diversity")(diversity.diversity)
     app.add_typer(blend.blend_app, name="blend")
     app.add_typer(blend.tokenizer_app, name="tokenizer")
 
