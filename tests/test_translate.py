@@ -53,6 +53,7 @@ def _http(server, **kw):
             "backend_options": {"base_url": server.base_url, "retries": 1, "backoff": 0.01, "timeout": 5.0} | kw}
 
 
+@pytest.mark.slow
 def test_translate_adapts_translates_and_restores_spans(wh, server):
     wh.write_table("prompts", pa.Table.from_pylist(SAMPLES))
     result = de.translate(wh, "SELECT * FROM prompts", "prompts_ml", "de,fr", label_columns=["label", "category"],
@@ -133,6 +134,7 @@ def test_chat_rows_are_translated_turn_by_turn(wh, server):
         assert r["translation_lang_ok"] and r["translation_judge"] == 5
 
 
+@pytest.mark.slow
 def test_failed_requests_are_recorded_and_a_rerun_fills_the_gaps(wh, server):
     wh.write_table("prompts", pa.Table.from_pylist(SAMPLES))
     server.poison = "religion"  # every request about s4 fails, whatever step
@@ -211,6 +213,7 @@ def test_cli_resumes_after_a_kill(tmp_path, tiny_model_dir):  # noqa: F811
         server.stop()
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
