@@ -105,6 +105,7 @@ def _read_megatron(prefix: str):
     return version, code, list(docs), seqs
 
 
+@pytest.mark.slow
 def test_megatron_files_read_back_by_independent_reader(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -184,6 +185,7 @@ def test_cli_blend_roundtrip_and_trained_tokenizer(corpus, tmp_path):
     assert bad.returncode == 1 and "selects no 'text' column" in bad.stderr
 
 
+@pytest.mark.slow
 def test_blend_from_yaml_file(corpus, tmp_path):
     path = tmp_path / "blend.yaml"
     path.write_text(

@@ -33,6 +33,7 @@ def test_bad_sql_and_missing_table(tmp_path):
     _assert_one_line_error(run_cli("history", "missing_table", warehouse=w), "does not exist")
 
 
+@pytest.mark.slow
 def test_malformed_yaml_and_unknown_stage(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

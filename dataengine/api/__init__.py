@@ -33,8 +33,10 @@ from dataengine.api.blends import (
     train_tokenizer,
 )
 from dataengine.api.dedup import dedup_report
+from dataengine.api.diversity import DiversityReport, blend_diversity, diversity
 from dataengine.api.generate import generate, list_recipes, tiny_chat_model
 from dataengine.api.ingest import extraction_counts, ingest_cc, ingest_jsonl, ingest_parquet, ingest_warc
+from dataengine.api.prismatic import PrismaticResult, generate_prismatic, prismatic_rounds
 from dataengine.api.pipelines import StageInfo, list_stages, pipeline, plan, run, stage
 from dataengine.api.quality import (
     apply_quality,
@@ -58,15 +60,18 @@ from dataengine.api.reports import (
     table_report_file,
     write_report,
 )
-from dataengine.api.train import parse_overrides, train, training_runs
+from dataengine.api.train import describe_post_training, parse_overrides, resolve_init, train, training_runs
+from dataengine.api.translate import TranslateResult, translate, translation_steps
 from dataengine.api.warehouse import create_warehouse, open_warehouse, warehouse_path
 
 __all__ = [
-    "DataEngineError", "PipelineConfig", "RunResult", "Stage", "StageInfo", "StageParams", "Warehouse",
-    "apply_quality", "blend_report", "blend_version", "blends", "create_blend", "create_warehouse", "dedup_report",
-    "ReportTarget", "dedup_report_file", "diff_blends", "list_blend_versions", "list_runs", "prepare_charts",
-    "quality_report_file", "read_only_query", "report_html", "resolve_target", "table_report_file", "write_report", "export_blend", "extraction_counts", "fit_quality", "freeze_blend", "generate",
+    "DataEngineError", "DiversityReport", "PipelineConfig", "RunResult", "Stage", "StageInfo", "StageParams", "Warehouse",
+    "apply_quality", "blend_diversity", "blend_report", "blend_version", "blends", "create_blend", "create_warehouse", "dedup_report",
+    "ReportTarget", "dedup_report_file", "describe_post_training", "list_blend_versions", "list_runs", "prepare_charts",
+    "quality_report_file", "read_only_query", "report_html", "resolve_target", "table_report_file", "write_report", "diff_blends", "diversity", "export_blend", "extraction_counts", "fit_quality",
+    "freeze_blend", "generate", "generate_prismatic", "prismatic_rounds", "PrismaticResult",
     "ingest_cc", "ingest_jsonl", "ingest_parquet", "ingest_warc", "list_blends", "list_classifiers", "list_recipes",
     "list_stages", "list_tokenizers", "open_warehouse", "pipeline", "plan", "quality_report", "quality_thresholds",
-    "parse_overrides", "quality_view", "read_blend_file", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "warehouse_path",
+    "parse_overrides", "quality_view", "read_blend_file", "resolve_init", "run", "stage", "tiny_chat_model", "train", "train_classifier", "train_tokenizer", "training_runs", "TranslateResult", "translate", "translation_steps",
+    "warehouse_path",
 ]

@@ -34,7 +34,7 @@ def _global(
 
 def _register() -> None:
     """Attach every command group (each module holds one group's commands)."""
-    from dataengine.cli import blend, dedup, generate, ingest, pipelines, quality, report, train, warehouse
+    from dataengine.cli import blend, dedup, diversity, generate, ingest, pipelines, quality, report, train, translate, warehouse
 
     for module in (warehouse, pipelines, train, report):
         module.register(app)
@@ -43,6 +43,8 @@ def _register() -> None:
     app.add_typer(quality.quality_app, name="quality")
     app.add_typer(dedup.dedup_app, name="dedup")
     app.command("generate")(generate.generate)
+    app.command("translate")(translate.translate)
+    app.command("diversity")(diversity.diversity)
     app.add_typer(blend.blend_app, name="blend")
     app.add_typer(blend.tokenizer_app, name="tokenizer")
 
