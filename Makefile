@@ -26,8 +26,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Spark needs a Java runtime and the math renderer uses lynx when present; install them
-# from Debian when they are missing and we may.
+# Spark needs a Java runtime, the math renderer uses lynx when present, and the report and UI
+# tests drive a headless Chromium; install them from Debian when they are missing and we may.
 system-deps:
 	@command -v lynx >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -37,6 +37,10 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	  else echo "warning: no java on PATH; the Spark tests need a Java 17 runtime"; fi; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "warning: no chromium/chromedriver on PATH; the browser tests of reports and the UI will be skipped"; fi; }
 
 demo: install
 	$(VENV)/bin/dataengine --warehouse $(DEMO_WAREHOUSE) demo

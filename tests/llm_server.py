@@ -1,6 +1,7 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 for the HTTP backend tests.
 
-It serves a real (tiny, random) transformers model and can be told to misbehave:
+It serves a real (tiny, random) transformers model, or the answers of a ``responder``
+function (deterministic answers for tests that check content), and can be told to misbehave:
 ``faults[n]`` applies to the n-th request it receives (1-based): a status code (``"500"``, ``"429"``),
 ``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up), ``"drop"``
 (close the socket without answering), ``"garbage"`` (200 with a body that is not JSON) or
@@ -18,15 +19,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class LLMServer:
-    def __init__(self, model_dir: str, model_name: str = "tiny"):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    def __init__(self, model_dir: str | None, model_name: str = "tiny", responder=None):
         self.model_name = model_name
-        self.tok = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        self.torch = torch
-        torch.set_num_threads(1)  # requests are served one at a time anyway (model lock)
+        self.responder = responder  # messages -> answer text, instead of a model (deterministic tests)
+        self.delay = 0.0  # seconds each completion takes (tests that kill a client mid-run)
+        if model_dir is not None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(model_dir)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+            self.torch = torch
+            torch.set_num_threads(1)  # requests are served one at a time anyway (model lock)
         self.faults: dict[int, str] = {}
         self.poison: str | None = None
         self.sleep_seconds = 3.0
@@ -115,6 +119,10 @@ class LLMServer:
 
     # -- the model ---------------------------------------------------------------------
     def complete(self, body: dict) -> dict:
+        if self.delay:
+            time.sleep(self.delay)
+        if self.responder is not None:
+            return self.scripted(body)
         prompt = self.tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
         max_tokens = int(body.get("max_tokens") or 16)
         temperature = float(body.get("temperature") or 0)
@@ -146,6 +154,22 @@ class LLMServer:
             ],
             "usage": {"prompt_tokens": enc["input_ids"].shape[1], "completion_tokens": len(new),
                       "total_tokens": enc["input_ids"].shape[1] + len(new)},
+        }
+
+
+    def scripted(self, body: dict) -> dict:
+        """The responder's answer, with word counts as token usage."""
+        text = self.responder(body["messages"])
+        prompt_words = sum(len(m.get("content", "").split()) for m in body["messages"])
+        with self._lock:
+            self.generated += 1
+            self.generated_prompts.append(body["messages"][-1].get("content", ""))
+        return {
+            "id": f"chatcmpl-{self.generated}", "object": "chat.completion", "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt_words + len(text.split())},
         }
 
 

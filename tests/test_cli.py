@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -32,6 +33,7 @@ def test_bad_sql_and_missing_table(tmp_path):
     _assert_one_line_error(run_cli("history", "missing_table", warehouse=w), "does not exist")
 
 
+@pytest.mark.slow
 def test_malformed_yaml_and_unknown_stage(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -86,5 +88,9 @@ def test_environment_variable_selects_warehouse(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     proc = run_cli("demo", "-q", warehouse=tmp_path / "demo", check=True, timeout=240)
     assert "demo finished" in proc.stdout
+    import re
+
+    report = Path(re.search(r"table report \(.*\): (\S+raw\.html)", proc.stdout).group(1))  # the demo's last step
+    assert report.exists() and 'data-chart="documents per language"' in report.read_text()
     check = run_cli("sql", "SELECT count(*) FROM raw", "--format", "csv", warehouse=tmp_path / "demo", check=True)
     assert int(check.stdout.splitlines()[1]) > 0

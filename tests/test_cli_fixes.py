@@ -29,6 +29,7 @@ def test_usage_errors_are_two_lines_with_the_usage_hint_and_exit_2():
     assert "Commands" in bare.stdout + bare.stderr  # a bare command shows its help
 
 
+@pytest.mark.slow
 def test_time_travel_with_an_alias(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -85,6 +86,7 @@ def test_jsonl_keeps_the_users_id_and_fields_as_typed_columns(tmp_path):
     assert types["score"] == "BIGINT" and types["weight"] == "DOUBLE" and types["ok"] == "BOOLEAN"
 
 
+@pytest.mark.slow
 def test_jsonl_without_the_text_field_is_an_error_naming_it(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -97,6 +99,7 @@ def test_jsonl_without_the_text_field_is_an_error_naming_it(tmp_path):
     assert "committed 1 rows" in ok.stderr
 
 
+@pytest.mark.slow
 def test_math_extract_runs_on_jsonl_with_an_html_field(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

@@ -148,6 +148,7 @@ def test_url_normalisation():
     assert normalise_url("http://[bad") == "http://[bad"
 
 
+@pytest.mark.slow
 def test_dedup_report_cli(dolma_twice):
     w = dolma_twice.config.root
     run_cli("run", "--from", "raw", "--stage", "fuzzy_dedup", "--to", "raw", "-q", warehouse=w, check=True)

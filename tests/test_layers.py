@@ -2,7 +2,7 @@
 
 Layers, bottom to top (docs/architecture.md has the picture): kernels -> core ->
 warehouse -> engine -> the plugins (connectors, filters, generators; never each other) ->
-trainer -> reports -> api -> cli and demo. Imports under ``if TYPE_CHECKING:`` are not
+trainer -> reports -> api -> ui (the local web UI) -> cli and demo. Imports under ``if TYPE_CHECKING:`` are not
 imports at run time and are ignored; every other import counts, inside functions too.
 """
 
@@ -31,7 +31,8 @@ ALLOWED = {
     "trainer": {"core", "kernels", "warehouse"},
     "reports": {"core", "kernels", "warehouse", "connectors", "filters", "generators", "trainer"},
     "api": {"core", "kernels", "warehouse", "engine", "connectors", "filters", "generators", "trainer", "reports"},
-    "cli": {"core", "api"},
+    "ui": {"core", "api"},
+    "cli": {"core", "api", "ui"},
     "demo": {"core", "api", "cli"},
     "root": {"api", "core"},
 }

@@ -97,10 +97,14 @@ def test_adamw_learns_well_below_the_unigram_baseline(adamw_run):
     losses = [m for m in _metrics(out) if "loss" in m]
     assert [m["step"] for m in losses] == list(range(1, 301))
     assert all(np.isfinite(m["grad_norm"]) and m["tokens_per_s"] > 0 for m in losses)
-    report = (out / "report.html").read_text()
-    assert report.count("<polyline") == 2 and "unigram baseline" in report and "<script" not in report
+    from dataengine.api.reports import training_report_file  # what `dataengine train` writes when a run ends
+
+    report = training_report_file(summary, out).read_text()
+    assert "<script" not in report and 'data-chart="loss" data-mark="line" data-points="2"' in report
     svg = ElementTree.fromstring(report[report.index("<svg"): report.index("</svg>") + 6])  # well-formed SVG
-    assert svg.tag.endswith("svg") and len(svg.findall("{http://www.w3.org/2000/svg}circle")) == 3  # 3 evals
+    lines = svg.findall(".//{http://www.w3.org/2000/svg}g[@class='mark-line role-mark layer_0_marks']/{http://www.w3.org/2000/svg}path")
+    assert len(lines) == 2  # train and validation loss
+    assert len(svg.findall(".//{http://www.w3.org/2000/svg}g[@class='mark-rule role-mark layer_1_marks']/*")) == 1  # unigram
 
 
 def test_muon_runs_and_learns(lake, tmp_path):

@@ -55,8 +55,10 @@ def _model_and_optim_state(model, optimizers, sharded: bool) -> tuple[dict, list
 
 
 def save_checkpoint(folder: Path, step: int, model, optimizers, schedulers, meta: dict, rank: int = 0,
-                    sharded: bool = False, keep: int = 2) -> Path | None:
-    """Write checkpoint ``step`` under ``folder``; returns its path on rank 0."""
+                    sharded: bool = False, keep: int = 2, extra: dict | None = None) -> Path | None:
+    """Write checkpoint ``step`` under ``folder``; returns its path on rank 0.
+
+    ``extra``: more state to restore with it (post-training: a reference model, counters)."""
     model_state, optim_states = _model_and_optim_state(model, optimizers, sharded)
     if rank != 0:
         return None
@@ -71,6 +73,8 @@ def save_checkpoint(folder: Path, step: int, model, optimizers, schedulers, meta
         "rng": rng_state(),
         "step": step,
     }
+    if extra is not None:
+        state["extra"] = extra
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({**meta, "step": step}, indent=1, default=str))
     shutil.rmtree(final, ignore_errors=True)

@@ -535,6 +535,11 @@ class Warehouse:
             ).fetchone()[0]
         )
 
+    @classmethod
+    def add_missing_columns(cls, con, table: str, schema: pa.Schema) -> None:
+        """Add the columns of ``schema`` that ``table`` lacks, inside the caller's transaction."""
+        cls._evolve_schema(con, table, schema)
+
     @staticmethod
     def _evolve_schema(con, table: str, schema: pa.Schema, source: str | None = None) -> None:
         """Add the columns of ``schema`` the table lacks (annotations add columns).

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from dataengine.core.errors import DataEngineError
+from dataengine.core.row_shapes import RowShapeError, normalize_row, row_texts
 from dataengine.core.tokenizer import LoadedTokenizer
 from dataengine.warehouse.blends import (
     BlendDefinition,
@@ -33,12 +34,15 @@ def blends(wh) -> Blends:
 
 
 def create_blend(wh, name_or_definition: str | dict | BlendDefinition | Path, components=None,
-                 description: str = "", replace: bool = False) -> int:
+                 description: str = "", replace: bool = False, reasoning: dict[str, str] | None = None) -> int:
     """Create a blend (or a new revision with ``replace=True``); the SQL is checked now.
 
     Either a full definition (dict / BlendDefinition / YAML path), or a name plus
-    ``components``: ``{"name": (sql, weight[, max_epochs])}``, a list of component dicts,
-    or ``name=SQL:weight[:max_epochs]`` strings. Returns the revision number.
+    ``components``: ``{"name": (sql, weight[, max_epochs])}`` or ``{"name": {"sql": ..., "weight": ...,
+    "reasoning": "on"}}``, a list of component dicts, or ``name=SQL:weight[:max_epochs]`` strings.
+    Each component's row shape (text, chat, preference, verifiable) is inferred from its
+    columns unless given. ``reasoning``: component name -> ``on``/``off``, Llama-Nemotron's
+    ``detailed thinking`` system line for that component's rows. Returns the revision number.
     """
     if isinstance(name_or_definition, BlendDefinition):
         definition = name_or_definition
@@ -51,6 +55,13 @@ def create_blend(wh, name_or_definition: str | dict | BlendDefinition | Path, co
             raise DataEngineError("give a blend name and at least one component, or a definition")
         definition = validate_definition({"name": name_or_definition, "description": description,
                                           "components": _components(components)})
+    if reasoning:
+        unknown = set(reasoning) - {c.name for c in definition.components}
+        if unknown:
+            raise DataEngineError(f"reasoning names no component of the blend: {', '.join(sorted(unknown))}")
+        definition = definition.model_copy(update={"components": [
+            c.model_copy(update={"reasoning": reasoning.get(c.name, c.reasoning)}) for c in definition.components]})
+        definition = validate_definition(definition.model_dump())
     return blends(wh).create(definition, replace=replace)
 
 
@@ -63,6 +74,9 @@ def _components(components) -> list[dict]:
     if isinstance(components, dict):
         out = []
         for name, spec in components.items():
+            if isinstance(spec, dict):
+                out.append({"name": name, **spec})
+                continue
             sql, weight, *rest = spec if isinstance(spec, (tuple, list)) else (spec, 1.0)
             out.append({"name": name, "sql": sql, "weight": weight, "max_epochs": rest[0] if rest else None})
         return out
@@ -70,9 +84,19 @@ def _components(components) -> list[dict]:
 
 
 def freeze_blend(wh, name: str, tokenizer: str = "gpt2", target_tokens: int | None = None,
-                 workers: int = 1) -> dict:
-    """Resolve a blend at the current snapshot into the next immutable version (with its token export)."""
-    return blends(wh).freeze(name, tokenizer=tokenizer, target_tokens=target_tokens, workers=workers)
+                 workers: int = 1, g_vendi: bool = False, proxy: str | None = None, progress: bool = True) -> dict:
+    """Resolve a blend at the current snapshot into the next immutable version (with its token export).
+
+    ``g_vendi=True`` also measures G-Vendi per component with ``proxy`` (default smollm2) and
+    records it with the version (:func:`dataengine.api.diversity` with ``record=True``)."""
+    result = blends(wh).freeze(name, tokenizer=tokenizer, target_tokens=target_tokens, workers=workers)
+    if g_vendi:
+        from dataengine.api.diversity import diversity
+
+        ref = f"{name}@{result['version']}"
+        diversity(wh, f"blend:{ref}", by="component", proxy=proxy, embedding=False, record=True, progress=progress)
+        result["diversity"] = blends(wh).version(ref)["diversity"]
+    return result
 
 
 def blend_version(wh, ref: str) -> dict:
@@ -103,8 +127,17 @@ def train_tokenizer(wh, blend: str, vocab_size: int, name: str | None = None) ->
 
     def texts():
         for c in v["components"]:
-            for batch in b.iter_component(c["sql"], v["snapshot_id"]):
-                yield from (t for t in batch.column("text").to_pylist() if t)
+            if c["shape"] == "text":
+                for batch in b.iter_component(c["sql"], v["snapshot_id"]):
+                    yield from (t for t in batch.column("text").to_pylist() if t)
+                continue
+            columns = b.shape_columns(c["sql"], c["shape"], v["snapshot_id"])
+            for batch in b.iter_component(c["sql"], v["snapshot_id"], columns=columns):
+                for row in batch.to_pylist():
+                    try:
+                        yield "\n".join(row_texts(c["shape"], normalize_row(c["shape"], row)))
+                    except RowShapeError:
+                        continue
 
     tok = _train_bpe(texts(), vocab_size)
     return register_tokenizer(b.wh, name or f"{v['blend']}-bpe{vocab_size}", tok, source=f"{v['blend']}@{v['version']}")
@@ -116,3 +149,12 @@ def list_tokenizers(wh) -> pa.Table:
     if not wh.table_exists("dataengine.tokenizers"):
         return pa.table({"name": pa.array([], pa.string())})
     return wh.sql("SELECT name, hash, vocab_size, source, created_at FROM dataengine.tokenizers ORDER BY created_at")
+
+
+def list_blend_versions(wh) -> pa.Table:
+    """Every frozen blend version: rows, tokens, the lake snapshot it reads, its content hash."""
+    wh = as_warehouse(wh)
+    if not wh.table_exists("dataengine.blend_versions"):
+        return pa.table({"blend": pa.array([], pa.string()), "version": pa.array([], pa.int64())})
+    return wh.sql("SELECT blend, version, snapshot_id, rows, tokens, tokenizer, content_hash, created_at "
+                  "FROM dataengine.blend_versions ORDER BY blend, version")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataengine.core.errors import DataEngineError
 from dataengine.core.registry import recipes, stages
+from dataengine.generators.recipes.base import Recipe
 from dataengine.generators.backends.base import SamplingParams
 from dataengine.api.generation import GenerateResult, default_cache_path, run_generate
 from dataengine.api.warehouse import as_warehouse
@@ -58,6 +60,9 @@ def generate(
     ``backend_options`` go to the backend (``base_url``, ``concurrency``, ``batch_size``, ...).
     """
     wh = as_warehouse(wh)
+    if not issubclass(stages.get(recipe), Recipe):
+        raise DataEngineError(f"{recipe!r} is not a generation recipe (it annotates rows instead of making them): "
+                              "the translation steps run with `dataengine translate`, or `dataengine run --stage`")
     stage = stages.get(recipe)(recipe_params(wh, backend, model, seed, backend_options, sampling, cache, **params))
     return run_generate(wh, stage, source, to, mode=mode, batch_rows=batch_rows, progress=progress)
 

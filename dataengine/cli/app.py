@@ -34,15 +34,17 @@ def _global(
 
 def _register() -> None:
     """Attach every command group (each module holds one group's commands)."""
-    from dataengine.cli import blend, dedup, generate, ingest, pipelines, quality, train, warehouse
+    from dataengine.cli import blend, dedup, diversity, generate, ingest, pipelines, quality, report, train, translate, warehouse
 
-    for module in (warehouse, pipelines, train):
+    for module in (warehouse, pipelines, train, report):
         module.register(app)
     app.add_typer(ingest.ingest_app, name="ingest")
     app.add_typer(quality.classifier_app, name="classifier")
     app.add_typer(quality.quality_app, name="quality")
     app.add_typer(dedup.dedup_app, name="dedup")
     app.command("generate")(generate.generate)
+    app.command("translate")(translate.translate)
+    app.command("diversity")(diversity.diversity)
     app.add_typer(blend.blend_app, name="blend")
     app.add_typer(blend.tokenizer_app, name="tokenizer")
 

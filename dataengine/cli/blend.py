@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from dataengine import api
-from dataengine.cli.common import open_cli_warehouse, out, print_arrow, version_table, warn
+from dataengine.cli.common import diversity_table, open_cli_warehouse, out, print_arrow, version_table, warn
 from dataengine.core.errors import DataEngineError
 
 blend_app = typer.Typer(no_args_is_help=True, help="Define, freeze, inspect and export blends.")
@@ -22,17 +22,29 @@ def create(
     file: Optional[str] = typer.Option(None, "--file", "-f", help="blend YAML (name, components, phases)"),
     description: str = typer.Option("", help="what this blend is for"),
     replace: bool = typer.Option(False, help="store a new revision of an existing blend"),
+    reasoning: List[str] = typer.Option([], "--reasoning",
+                                        help="COMPONENT=on|off: a 'detailed thinking on/off' system line on its rows"),
 ):
-    """Create a blend from --component specs or a YAML file (SQL is checked now)."""
+    """Create a blend from --component specs or a YAML file (SQL is checked now).
+
+    Components return the columns of one row shape: id, text (pretraining); id, messages (chat);
+    prompt, chosen, rejected (preference); prompt, answer, reward_kind (verifiable)."""
     wh = open_cli_warehouse()
+    toggles = {}
+    for item in reasoning:
+        comp, sep, mode = item.partition("=")
+        if not sep or mode not in ("on", "off"):
+            raise DataEngineError(f"--reasoning needs COMPONENT=on or COMPONENT=off, got {item!r}")
+        toggles[comp] = mode
     if file:
         definition = api.read_blend_file(file)
-        revision = api.create_blend(wh, definition, replace=replace)
+        revision = api.create_blend(wh, definition, replace=replace, reasoning=toggles or None)
         out(f"blend {definition.name} revision {revision}: {len(definition.components)} component(s)")
         return
     if not name or not component:
         raise DataEngineError("give NAME and at least one --component name=SQL:weight, or --file")
-    revision = api.create_blend(wh, name, component, description=description, replace=replace)
+    revision = api.create_blend(wh, name, component, description=description, replace=replace,
+                                reasoning=toggles or None)
     out(f"blend {name} revision {revision}: {len(component)} component(s)")
 
 
@@ -42,11 +54,16 @@ def freeze(
     tokenizer: str = typer.Option("gpt2", help="gpt2, a tokenizer.json path, or a warehouse tokenizer name"),
     target_tokens: Optional[int] = typer.Option(None, help="token budget, for effective epochs and cap warnings"),
     workers: int = typer.Option(1, help="tokenization worker processes"),
+    g_vendi: bool = typer.Option(False, "--g-vendi", help="also measure and record G-Vendi per component "
+                                                         "(`dataengine diversity NAME@V --by component --record`)"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="with --g-vendi: the gradient model (default smollm2)"),
 ):
     """Resolve a blend at the current snapshot into an immutable version."""
     result = api.freeze_blend(open_cli_warehouse(), name, tokenizer=tokenizer, target_tokens=target_tokens,
-                              workers=workers)
+                              workers=workers, g_vendi=g_vendi, proxy=proxy)
     out(version_table(result))
+    if result.get("diversity"):
+        out(diversity_table(result))
     for w in result["warnings"]:
         warn(w)
     out(f"frozen {name}@{result['version']} (snapshot {result['snapshot_id']}, content {result['content_hash']})")
@@ -62,6 +79,8 @@ def show(
     v = api.blend_version(wh, ref)
     out(version_table(v))
     out(f"content hash {v['content_hash']}; {v['rows']:,} rows, {v['tokens']:,} tokens; created {v['created_at']}")
+    if v.get("diversity"):
+        out(diversity_table(v))
     for w in v["warnings"]:
         warn(w)
     if html:

@@ -94,13 +94,51 @@ def print_run(result) -> None:
 
 def version_table(v: dict) -> Table:
     """A blend version's components as a terminal table."""
-    t = Table(title=f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})")
-    for c in ("component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"):
-        t.add_column(c, justify="left" if c in ("component", "phase") else "right")
+    shape = v.get("shape") or "text"
+    title = f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})"
+    t = Table(title=title if shape == "text" else f"{title}  {shape} rows")
+    columns = ["component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"]
+    if shape != "text":
+        columns += ["reasoning", "invalid rows"]
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("component", "phase", "reasoning") else "right")
     for c in v["components"]:
         eff = c.get("effective_epochs")
-        t.add_row(
+        cells = [
             c["component"], c["phase"], f"{c['weight']:g}", "-" if c["max_epochs"] is None else f"{c['max_epochs']:g}",
             f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
-        )
+        ]
+        if shape != "text":
+            cells += [c.get("reasoning") or "-", f"{c.get('invalid_rows') or 0:,}"]
+        t.add_row(*cells)
     return t
+
+
+def diversity_table(v: dict) -> Table:
+    """The diversity scores recorded for a blend version (`dataengine diversity NAME@V --record`)."""
+    t = Table(title=f"{v['blend']}@{v['version']} diversity (recorded)")
+    for c in ("group", "n", "g_vendi", "vendi_embedding", "q"):
+        t.add_column(c, justify="left" if c == "group" else "right")
+    methods = []
+    for r in v["diversity"]:
+        if r["method"] not in methods:
+            methods.append(r["method"])
+        t.add_row(r["group_name"], f"{r['n']:,}", "-" if r["g_vendi"] is None else f"{r['g_vendi']:.2f}",
+                  "-" if r["vendi_embedding"] is None else f"{r['vendi_embedding']:.2f}", f"{r['q']:g}")
+    t.caption = "; ".join(f"gradients: {m}" for m in methods) + f"; measured {str(v['diversity'][-1]['computed_at'])[:19]}"
+    return t
+
+
+def parse_key_values(items: list[str], flag: str) -> dict:
+    """``key=value`` options (values parsed as YAML) into a dict; a clear error for anything else."""
+    import yaml
+
+    from dataengine.core.errors import DataEngineError
+
+    params = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise DataEngineError(f"{flag} {item!r} is not key=value")
+        params[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return params

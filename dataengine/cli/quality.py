@@ -104,6 +104,7 @@ def quality_view(table: str):
 def quality_report(
     table: str,
     weight: Optional[str] = typer.Option(None, help="SQL token weight per row"),
+    html: Optional[str] = typer.Option(None, "--html", help="also write the report with plots to this HTML file"),
 ):
     """Buckets and levels per language, and the pass rate of each heuristic."""
     titles = {
@@ -111,6 +112,9 @@ def quality_report(
         "buckets": "ensemble buckets per language",
         "heuristics": "heuristic pass rate (% of documents) per language",
     }
-    for key, result in api.quality_report(open_cli_warehouse(), table, weight).items():
+    wh = open_cli_warehouse()
+    for key, result in api.quality_report(wh, table, weight).items():
         out(f"[bold]{titles[key]}[/bold]")
         print_arrow(result, limit=500)
+    if html:
+        out(f"report written to {api.quality_report_file(wh, table, html, weight)}")

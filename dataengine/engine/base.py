@@ -38,6 +38,9 @@ from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
 
 SOURCE_STATS_KEY = "(source)"
 MAX_FILE_ERRORS_KEPT = 50  # per run record; the count of skipped files is always complete
+#: run stats key of the shard timeline: when each shard finished (seconds after the run
+#: started; negative for shards done by an earlier, interrupted attempt) and its rows out
+SHARDS_STATS_KEY = "(shards)"
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ def process_shard(
         "files": files,
         "rows": rows,
         "seconds": round(time.perf_counter() - start, 4),
+        "finished_at": round(time.time(), 3),
         "stats": {k: v.to_dict() for k, v in stats.items()},
         "source_skipped": dict(reader.skipped) if reader is not None else {},
         "file_errors": list(getattr(reader, "file_errors", [])),
@@ -400,6 +404,10 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     stats = {name: st.to_dict() for name, st in totals.items()}
     if skipped or file_errors:
         stats[SOURCE_STATS_KEY] = {"skipped": skipped, "file_errors": file_errors[:MAX_FILE_ERRORS_KEPT]}
+    timeline = sorted((r["finished_at"], r["rows"]) for r in records if "finished_at" in r)
+    if timeline:  # throughput over time in the run report
+        stats[SHARDS_STATS_KEY] = {"finished_s": [round(t - started, 3) for t, _ in timeline],
+                                   "rows": [n for _, n in timeline]}
     now = dt.datetime.now(dt.timezone.utc)
     run_record = {
         "run_id": plan.run_id,
