@@ -33,6 +33,7 @@ from dataengine.core.languages import language as language_entry
 from dataengine.core.llm_stage import ACCOUNTING_COLUMNS, LLMStage
 from dataengine.core.schema import META_SCHEMA
 from dataengine.core.stage import StageStats
+from dataengine.filters.translation_quality import SIGNAL_COLUMNS
 from dataengine.generators.conversations import MESSAGES_TYPE, as_turns, joined_contents
 from dataengine.warehouse.lake import Warehouse
 
@@ -51,20 +52,8 @@ OUTPUT_COLUMNS: dict[str, pa.DataType] = {
     "adapted_messages": MESSAGES_TYPE,
     "text": pa.string(),
     "messages": MESSAGES_TYPE,
-    "translation_lang": pa.string(),
-    "translation_lang_ok": pa.bool_(),
-    "translation_length_ratio": pa.float32(),
-    "translation_length_ok": pa.bool_(),
-    "translation_untranslated_frac": pa.float32(),
-    "translation_spans_ok": pa.bool_(),
-    "translation_backtranslation": pa.string(),
-    "translation_backsim": pa.float32(),
-    "translation_backsim_chrf": pa.float32(),
-    "translation_judge": pa.int8(),
-    "translation_judge_reason": pa.string(),
-    "translation_label": pa.string(),
-    "translation_label_ok": pa.bool_(),
-    "translation_keep": pa.bool_(),
+    # the quality signals, typed once by the stage that computes them
+    **{name: kind for name, kind in SIGNAL_COLUMNS.items() if name.startswith("translation_")},
     "model": pa.string(),
     "backend": pa.string(),
     "steps": pa.string(),
