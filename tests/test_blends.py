@@ -60,6 +60,7 @@ def test_freeze_is_reproducible_and_versions_are_immutable(corpus):
     assert long_row["ids_added"] == 1 and long_row["ids_removed"] == 0 and long_row["status"] == "changed"
 
 
+@pytest.mark.slow
 def test_effective_epochs_and_cap_warning(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -129,6 +130,7 @@ def test_megatron_files_read_back_by_independent_reader(corpus):
     assert Path(v["manifest"]).stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_sampled_shares_match_weights_and_resume_is_exact(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -146,6 +148,7 @@ def test_sampled_shares_match_weights_and_resume_is_exact(corpus):
     assert not all(np.array_equal(a, other_seed[i]) for i, a in enumerate(full[:20]))
 
 
+@pytest.mark.slow
 def test_two_phase_blend_switches_at_token_share(corpus):
     blends = Blends(corpus)
     blends.create(

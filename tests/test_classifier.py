@@ -70,6 +70,7 @@ def test_training_again_adds_a_version(trained):
     assert (Path(w) / "models" / "article" / "v2" / "model.bin").exists()
 
 
+@pytest.mark.slow
 def test_scoring_stage_by_name_and_by_path(trained):
     w, _ = trained
     path = str(Path(w) / "models" / "article" / "v1" / "model.bin")
@@ -102,6 +103,7 @@ def test_stage_scores_equal_a_plain_fasttext_loop(trained):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_missing_model_fails_before_any_work(trained):
     w, _ = trained
     wh = Warehouse(w)
@@ -173,6 +175,7 @@ def _direct_scores(folder: Path, texts: list[str], index: int | None):
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_hf_classifier_and_regression_from_a_local_path(tmp_path):
     texts = ["the city and the river", "login menu home cookie privacy", "", "news of the city was on the page"]
     cls_dir = _tiny_bert(tmp_path / "cls", 2, {0: "low", 1: "high"})

@@ -25,6 +25,7 @@ def test_missing_warehouse_folder(tmp_path):
     _assert_one_line_error(proc, "no warehouse at")
 
 
+@pytest.mark.slow
 def test_bad_sql_and_missing_table(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

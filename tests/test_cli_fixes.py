@@ -19,6 +19,7 @@ def _usage_error(proc, needle: str) -> None:
     assert needle in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow
 def test_usage_errors_are_two_lines_with_the_usage_hint_and_exit_2():
     _usage_error(run_cli("blend", "frezee"), "No such command 'frezee'")
     _usage_error(run_cli("run", "--no-such-flag"), "No such option: --no-such-flag")
@@ -63,6 +64,7 @@ def test_run_into_an_existing_other_table_needs_a_mode(tmp_path, corpus_files):
     assert count() == 50
 
 
+@pytest.mark.slow
 def test_jsonl_keeps_the_users_id_and_fields_as_typed_columns(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

@@ -37,6 +37,7 @@ def warehouse(wh, corpus):
     return wh
 
 
+@pytest.mark.slow
 def test_json_output_has_exactly_the_documented_keys(warehouse, corpus):
     _, vectors = corpus
     proc = run_cli("diversity", "docs", "--no-embedding", "--format", "json", "-q", warehouse=warehouse.config.root,
@@ -54,6 +55,7 @@ def test_json_output_has_exactly_the_documented_keys(warehouse, corpus):
     assert by["b"]["g_vendi"] == pytest.approx(vendi_score(vectors[b_rows], q=2), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_errors_are_one_line(warehouse):
     proc = run_cli("diversity", "docs", "--by", "nope", "-q", "--no-embedding", warehouse=warehouse.config.root)
     assert proc.returncode == 1 and "no column(s) nope" in proc.stderr and "Traceback" not in proc.stderr

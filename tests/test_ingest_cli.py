@@ -76,6 +76,7 @@ def test_ingest_cc_listing_with_local_mirror_and_limit(wh, tmp_path):
     assert wh.sql("SELECT count(*) FROM cc JOIN cc_all USING (id)").column(0)[0].as_py() == 1
 
 
+@pytest.mark.slow
 def test_ingest_jsonl_with_langid(wh, tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in

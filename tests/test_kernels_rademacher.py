@@ -104,6 +104,7 @@ TRITON_CHECK = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_triton_kernel_matches_reference_in_interpreter_mode():
     """The GPU kernel, run on the CPU by Triton's interpreter (no GPU needed), gives the
     reference's projection, accumulated into ``out``, at column offsets past 2**31."""

@@ -30,6 +30,7 @@ def _ingest(files, workers=2, stages=(), table="raw"):
     )
 
 
+@pytest.mark.slow
 def test_ingest_and_annotate_in_place(wh, corpus_files):
     before = wh.current_snapshot()
     result = run_pipeline(_ingest(corpus_files), wh, progress=False)
@@ -53,6 +54,7 @@ def test_ingest_and_annotate_in_place(wh, corpus_files):
     assert [r["snapshot_id"] for r in runs] == [result.snapshot_id, res2.snapshot_id]
 
 
+@pytest.mark.slow
 def test_rerun_of_committed_run_is_a_no_op(wh, corpus_files):
     first = run_pipeline(_ingest(corpus_files), wh, progress=False)
     again = run_pipeline(_ingest(corpus_files), wh, progress=False)

@@ -128,6 +128,7 @@ def test_a_plugin_stage_from_another_package_runs_from_the_cli(tmp_path, corpus_
     assert without.returncode == 1 and "unknown stage 'shout'" in without.stderr
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(tmp_path):
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)

@@ -37,6 +37,7 @@ def post_wh(wh, tmp_path):
     return wh
 
 
+@pytest.mark.slow
 def test_shapes_are_inferred_frozen_and_exported_with_the_reasoning_toggle(post_wh):
     wh = post_wh
     de.create_blend(wh, "chat", {"think": ("SELECT * FROM chat WHERE id < 'c5'", 1.0),

@@ -157,6 +157,7 @@ def test_embedding_vendi_of_near_duplicates_is_well_below_distinct_documents(tex
     assert vendi_score(e_near) < 0.5 * vendi_score(e_distinct)
 
 
+@pytest.mark.slow
 def test_prismatic_selection_raises_g_vendi_over_random_subsets(wh, tiny_model_dir, texts):  # noqa: F811
     """On real text with the redundancy real corpora have (100 distinct passages, and 60
     lightly edited copies of 5 others): gradients -> k-means -> a budgeted selection that

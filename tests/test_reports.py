@@ -76,6 +76,7 @@ def test_table_at_a_snapshot_and_a_missing_one(wh):
         table_report(wh, "grow", version=0)
 
 
+@pytest.mark.slow
 def test_targets_resolve_and_ambiguity_is_an_error(wh):
     wh.write_table("docs", _docs(50))
     de.create_blend(wh, "docs", {"all": ("SELECT id, text FROM docs", 1.0)})

@@ -50,6 +50,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 def test_every_kind_on_tricky_cases():
     stage = Reward({"kind": "auto", "code_time_limit": 1.0})
     rewards, statuses = stage.score([c[1] for c in CASES], [c[2] for c in CASES], [c[0] for c in CASES])

@@ -63,6 +63,7 @@ def test_attacks_are_refused_and_the_lake_is_untouched(shared_docs, tmp_path, at
     assert not (tmp_path / "written.csv").exists()
 
 
+@pytest.mark.slow
 def test_reads_users_need_still_work(docs):
     snap = docs.current_snapshot()
     assert docs.query("SELECT count(*) AS n FROM docs").to_pylist() == [{"n": 2}]
@@ -143,6 +144,7 @@ def test_statement_kinds_are_named_in_the_refusal():
     assert [s.kind for s in check_sql("SELECT 1; FROM range(2)")] == ["select", "select"]
 
 
+@pytest.mark.slow
 def test_cli_sql_refuses_the_attach_trick_and_records_deliberate_writes(docs):
     from conftest import run_cli
 

@@ -117,6 +117,7 @@ def test_translate_adapts_translates_and_restores_spans(wh, server):
     assert s2[0]["steps"] == "translate@1 > translation_quality@1"
 
 
+@pytest.mark.slow
 def test_chat_rows_are_translated_turn_by_turn(wh, server):
     wh.write_table("chats", pa.Table.from_pylist([CHAT]))
     server.responder.calls.clear()
@@ -156,6 +157,7 @@ def test_failed_requests_are_recorded_and_a_rerun_fills_the_gaps(wh, server):
     assert wh.sql("SELECT count(*) FROM ml").column(0)[0].as_py() == 8
 
 
+@pytest.mark.slow
 def test_translate_with_the_tiny_model_and_the_transformers_backend(wh, tiny_model_dir):  # noqa: F811
     wh.write_table("prompts", pa.Table.from_pylist(SAMPLES))
     kwargs = dict(model=tiny_model_dir, sampling={"max_tokens": 6, "temperature": 0.8}, backend_options={"batch_size": 8},

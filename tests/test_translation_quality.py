@@ -118,6 +118,7 @@ def test_judge_answers_are_parsed():
     assert parse_judge("   ") == (None, None)
 
 
+@pytest.mark.slow
 def test_label_ok_with_a_fasttext_classifier(tmp_path):
     fasttext = pytest.importorskip("fasttext")
     train = tmp_path / "labels.txt"

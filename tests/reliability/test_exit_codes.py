@@ -3,10 +3,13 @@ the counts and the command that redoes the run; a re-run after the fix completes
 
 from __future__ import annotations
 
+import pytest
+
 import hostile
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_a_run_whose_inputs_all_failed_exits_1_and_commits_nothing(wh, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -25,6 +28,7 @@ def test_a_run_whose_inputs_all_failed_exits_1_and_commits_nothing(wh, tmp_path)
     assert wh.sql("SELECT count(*) FROM docs").column(0)[0].as_py() == 3
 
 
+@pytest.mark.slow
 def test_a_partial_failure_exits_0_with_the_counts_and_the_rerun_command(wh, tmp_path):
     path = tmp_path / "mixed.jsonl"
     path.write_text('{"id": 1, "text": "one"}\nnot json\n{"id": 2, "text": "two"}\n')
@@ -36,6 +40,7 @@ def test_a_partial_failure_exits_0_with_the_counts_and_the_rerun_command(wh, tmp
     assert wh.sql("SELECT count(*) FROM docs").column(0)[0].as_py() == 2
 
 
+@pytest.mark.slow
 def test_a_filter_that_keeps_nothing_is_not_a_failure(wh, tmp_path):
     path = tmp_path / "few.jsonl"
     path.write_text('{"id": 1, "text": "one"}\n')
@@ -44,6 +49,7 @@ def test_a_filter_that_keeps_nothing_is_not_a_failure(wh, tmp_path):
     assert proc.returncode == 0 and "committed 0 rows" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_a_stage_failing_on_every_row_commits_nothing_and_exits_1(wh, tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text('{"id": 1, "text": "one"}\n{"id": 2, "text": "two"}\n')

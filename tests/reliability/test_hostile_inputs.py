@@ -72,6 +72,7 @@ def test_100k_deep_html_is_counted_and_its_neighbours_extracted(wh, tmp_path):
     assert deep["text"] in (None, "deep")  # refused as too deep (counted) or extracted: never a crash
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_parquet_is_reported_and_the_others_ingested(wh, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
