@@ -85,9 +85,12 @@ def _metrics(folder: Path) -> list[dict]:
     return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-# What the defaults reach on the tiny model (demo corpus, 512-token BPE, seq 64, batch 8): the
-# old defaults (AdamW at 3e-3, cosine) were at 4.30 after 150 steps and 4.23 after 200.
-DEFAULTS_REACH = (DEFAULTS_LOSS_PLACEHOLDER, 150)  # validation loss, within this many steps
+# What the defaults reach on the tiny model (demo corpus, 512-token BPE, seq 64, batch 8),
+# measured 2026-11-30 (torch 2.13 CPU, deterministic): validation loss after 150 steps is 3.870
+# with the defaults (Muon 0.04 + AdamW 3e-3, cosine), 3.978 with Muon at the old 0.02, and
+# 4.312 with the old default (AdamW at 3e-3, cosine). 4.0 leaves the defaults a 0.13 margin and
+# fails the old AdamW default.
+DEFAULTS_REACH = (4.0, 150)  # validation loss, within this many steps
 
 
 @pytest.fixture(scope="module")
