@@ -138,9 +138,16 @@ def test_folded_completep_trains_like_the_multiplier_form(optimizer):
     torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-4)
 
 
+# The coordinate check runs at a fixed, moderate Muon lr: it tests how updates scale with
+# shape, which is a small-step property; at the trainer's default (0.04, tuned for loss after
+# 200 steps) three steps on one batch are already nonlinear enough to blur the ratios.
+COORDINATE_CHECK_MUON_LR = 0.02
+
+
 def _logit_change(width: int, layers: int, parametrization: str, optimizer: str = "muon") -> float:
-    """RMS change of the logits after 3 steps at the default learning rates."""
+    """RMS change of the logits after 3 steps on one batch at a fixed learning rate."""
     cfg = _cfg(width, layers, parametrization, optimizer)
+    cfg.optimizer.muon_lr = COORDINATE_CHECK_MUON_LR
     model, multipliers = build_parametrized_model(_hf(cfg), cfg)
     x = _batch()
     with torch.no_grad():
