@@ -159,30 +159,26 @@ class FuzzyDedup(GlobalStage):
     def _checked_edges(self, plan: ReducePlan, edges: Relation) -> Relation:
         """Keep only candidate edges whose exact shingle Jaccard reaches the threshold.
 
-        Texts are fetched from the mapped shard files for the documents that have a
-        candidate only, then meet each edge's two ends in two shuffles (by ``a``, by ``b``)."""
+        Two steps keyed by shard: the first reads each edge's ``a`` text from ``a``'s mapped
+        shard file, the second ``b``'s text from ``b``'s and compares; a shard file is read by
+        one partition, and only documents with a candidate edge travel with their text."""
         p = self.params
-        texts = plan.step(
-            "texts of documents with a candidate",
-            {"q": Input(edges, "shard", "SELECT DISTINCT node, node >> 32 AS shard FROM "
-                                        "(SELECT a AS node FROM q UNION ALL SELECT b FROM q)")},
-            fn=functools.partial(read_texts, files=plan.shard_files, column=p.text_column),
-            schema=TEXTS_SCHEMA,
-        )
+        files, column = plan.shard_files, p.text_column
         with_a = plan.step(
             "jaccard check: first texts",
-            {"e": Input(edges, "a"), "t": Input(texts, "node")},
-            sql="SELECT e.a, e.b, t.text AS text_a FROM (SELECT DISTINCT a, b FROM e) e JOIN t ON t.node = e.a",
+            {"e": Input(edges, "shard", "SELECT a, b, a >> 32 AS shard FROM e")},
+            sql="SELECT DISTINCT a, b, shard FROM e",  # an edge found in several bands, once
+            fn=functools.partial(with_texts, files=files, column=column, node="a", text="text_a"),
+            schema=pa.schema([("a", pa.int64()), ("b", pa.int64()), ("text_a", pa.string())]),
         )
         checked = plan.step(
             "jaccard check",
-            {"e": Input(with_a, "b"), "t": Input(texts, "node")},
-            sql="SELECT e.a, e.b, e.text_a, t.text AS text_b FROM e JOIN t ON t.node = e.b",
-            fn=functools.partial(keep_similar, unit=p.unit, ngram=p.ngram, threshold=p.threshold),
+            {"e": Input(with_a, "shard", "SELECT a, b, text_a, b >> 32 AS shard FROM e")},
+            fn=functools.partial(check_edges, files=files, column=column, unit=p.unit, ngram=p.ngram,
+                                 threshold=p.threshold),
             schema=EDGES_SCHEMA,
         )
-        for relation in (texts, with_a):
-            plan.drop(relation)
+        plan.drop(with_a)
         return checked
 
     def _clusters(self, plan: ReducePlan, rows: Relation, labels: Relation) -> None:
@@ -221,43 +217,46 @@ class FuzzyDedup(GlobalStage):
         )
 
 
-TEXTS_SCHEMA = pa.schema([("node", pa.int64()), ("text", pa.string())])
 EDGES_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
 
 
-def read_texts(requests: pa.Table, files: list[str], column: str) -> pa.Table:
-    """``(node, text)`` for the requested nodes, read from their mapped shard files
-    (node = shard index << 32 | row); each shard's text column is read once."""
+def with_texts(edges: pa.Table, files: list[str], column: str, node: str, text: str) -> pa.Table:
+    """``edges`` with column ``text``: the text of node ``node`` (shard index << 32 | row),
+    read from its mapped shard file; each shard's text column is read once. Drops ``shard``."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    nodes_out, texts_out = [], []
-    shard_col = requests.column("shard")
-    for shard in pc.unique(shard_col).to_pylist():
-        nodes = pc.unique(requests.filter(pc.equal(shard_col, shard)).column("node"))
-        rows = pc.bit_wise_and(nodes, pa.scalar(0xFFFFFFFF, pa.int64()))
-        text = pq.read_table(files[shard], columns=[column]).column(column).take(rows)
-        nodes_out.append(nodes)
-        texts_out.append(text.combine_chunks().cast(pa.string()))
-    if not nodes_out:
-        return TEXTS_SCHEMA.empty_table()
-    return pa.table({"node": pa.concat_arrays(nodes_out), "text": pa.concat_arrays(texts_out)}, schema=TEXTS_SCHEMA)
+    edges = edges.sort_by("shard")
+    shards = edges.column("shard")
+    parts, offset = [], 0
+    for entry in pc.value_counts(shards).to_pylist():  # sorted: each shard's edges are contiguous
+        part = edges.slice(offset, entry["counts"])
+        offset += entry["counts"]
+        rows = pc.bit_wise_and(part.column(node), pa.scalar(0xFFFFFFFF, pa.int64()))
+        texts = pq.read_table(files[entry["values"]], columns=[column]).column(column).take(rows)
+        parts.append(part.drop_columns(["shard"]).append_column(text, texts.cast(pa.string())))
+    if not parts:
+        return edges.drop_columns(["shard"]).append_column(text, pa.array([], pa.string()))
+    return pa.concat_tables(parts)
 
 
-def keep_similar(edges: pa.Table, unit: str, ngram: int, threshold: float) -> pa.Table:
-    """The edges ``(a, b, text_a, text_b)`` whose shingle-set Jaccard is at least ``threshold``."""
+def check_edges(edges: pa.Table, files: list[str], column: str, unit: str, ngram: int, threshold: float) -> pa.Table:
+    """The edges ``(a, b, text_a, shard of b)`` whose shingle-set Jaccard is at least ``threshold``."""
     from dataengine.filters.shingles import jaccard, shingle_sets
 
+    edges = with_texts(edges, files, column, node="b", text="text_b")
     if edges.num_rows == 0:
         return EDGES_SCHEMA.empty_table()
     a, b = edges.column("a").to_numpy(), edges.column("b").to_numpy()
     sets: dict[int, np.ndarray] = {}
     for nodes, texts in ((a, edges.column("text_a")), (b, edges.column("text_b"))):
-        todo = [(int(n), i) for i, n in enumerate(nodes) if int(n) not in sets]
-        if todo:
-            unique = dict(todo)
-            computed = shingle_sets([texts[i].as_py() for i in unique.values()], unit, ngram)
-            sets.update(zip(unique.keys(), computed))
-    keep = np.fromiter((jaccard(sets[int(x)], sets[int(y)]) >= threshold for x, y in zip(a, b)), dtype=bool,
+        first = {}
+        for i, n in enumerate(nodes.tolist()):
+            if n not in sets and n not in first:
+                first[n] = i
+        if first:
+            computed = shingle_sets([texts[i].as_py() for i in first.values()], unit, ngram)
+            sets.update(zip(first.keys(), computed))
+    keep = np.fromiter((jaccard(sets[x], sets[y]) >= threshold for x, y in zip(a.tolist(), b.tolist())), dtype=bool,
                        count=len(a))
     return pa.table({"a": a[keep], "b": b[keep]}, schema=EDGES_SCHEMA)

@@ -50,9 +50,9 @@ def shard_progress(total: int, already_done: int, label: str, enabled: bool = Tr
         yield _Bar(progress, task)
 
 
-class _Steps:
+class StepProgress:
     """One line per reduce step (e.g. each connected-components round): a spinner while it
-    runs, then its counts."""
+    runs, then its counts. ``StepProgress(None, label)`` shows nothing."""
 
     def __init__(self, progress: Progress | None, label: str):
         self.progress, self.label = progress, label
@@ -75,7 +75,7 @@ def reduce_progress(label: str, enabled: bool = True):
     """Progress of a global stage's reduce, step by step (``.step(name)`` yields a dict whose
     ``text`` is shown when the step ends)."""
     if not enabled:
-        yield _Steps(None, label)
+        yield StepProgress(None, label)
         return
     progress = Progress(
         SpinnerColumn(finished_text="[green]done"),
@@ -86,7 +86,7 @@ def reduce_progress(label: str, enabled: bool = True):
         transient=False,
     )
     with progress:
-        yield _Steps(progress, label)
+        yield StepProgress(progress, label)
 
 
 def run_summary(result) -> Table:

@@ -142,6 +142,7 @@ def merge_segment_records(per_segment: list[list[dict]], reduce_stats: list[tupl
                 order.append(unique)
             if seg_index < len(per_segment) - 1:
                 name, raw = reduce_stats[seg_index]
+                name = name if name not in stats else f"{name}#{seg_index}"  # the same stage twice
                 rows = raw.get("rows", 0) if i == 0 else 0
                 seconds = raw.get("seconds", 0.0) if i == 0 else 0.0
                 stats[name] = {"rows_in": rows, "rows_out": rows, "errors": 0, "seconds": seconds, "error_samples": [],

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from dataengine.core.errors import DataEngineError
 from dataengine.core.global_stage import POS_COL, ROW_COL, SHARD_COL, GlobalStage, quote_ident
-from dataengine.core.progress import reduce_progress
+from dataengine.core.progress import StepProgress, reduce_progress
 from dataengine.core.reduce_steps import Input, ReducePlan, Relation, StepSQL
 from dataengine.engine.reduce import reduce_output_schema, run_reduce
 
@@ -142,17 +142,17 @@ class PlanBase(ReducePlan):
 
     where = ""
 
-    def __init__(self, stage: GlobalStage, mapped_files: list[str], final_dir: str, progress: bool = False):
-        self.stage = stage
+    def __init__(self, stage: GlobalStage | None, mapped_files: list[str], final_dir: str, progress: bool = False):
+        self.stage = stage  # None: a plan for steps without final output (tests, tools)
         self.shard_files = list(mapped_files)
         self.files = [f for f in mapped_files if os.path.exists(f)]
         self.final_dir = final_dir
-        self.final_schema = reduce_output_schema(stage)
+        self.final_schema = reduce_output_schema(stage) if stage is not None else None
         self.show_progress = progress
         self.steps: list[dict] = []
         self.rounds = 0
         self._count = 0
-        self._bar = None
+        self._bar = StepProgress(None, "")
 
     # -- the program's view -----------------------------------------------------------
     def rows_relation(self) -> Relation:
@@ -169,6 +169,8 @@ class PlanBase(ReducePlan):
             raise DataEngineError(f"reduce step {name!r}: a step with fn must declare its output schema")
         if fn is not None and sql is None and len(inputs) != 1:
             raise DataEngineError(f"reduce step {name!r}: fn without sql takes exactly one input")
+        if final is not None and self.final_schema is None:
+            raise DataEngineError(f"reduce step {name!r}: a plan without a stage has no final output")
         self._count += 1
         seen, out_schema = infer_schemas(inputs, sql, fn, schema)
         spec = StepSpec(
@@ -189,10 +191,19 @@ class PlanBase(ReducePlan):
         start = time.perf_counter()
         with self._bar.step(name) as info:
             relation, record = self._run(spec, inputs)
-            record.update(step=name, seconds=round(time.perf_counter() - start, 3), rows=relation.rows)
+            record.update(step=name, seconds=round(time.perf_counter() - start, 3), rows=relation.rows,
+                          has_result=spec.schema is not None)
             info["text"] = _describe(record)
         self.steps.append(record)
         return relation
+
+    def load(self, name: str, files: list[str]) -> Relation:
+        """A relation of existing Parquet files (a side input of a program, or a test's graph)."""
+        if not files:
+            raise DataEngineError(f"relation {name!r}: no files")
+        schema = pq.read_schema(files[0])
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        return Relation(name, schema, rows, self._load_location(name, list(files)))
 
     def components(self, edges: Relation, max_rounds: int = 64) -> Relation:
         from dataengine.engine.components import connected_components
@@ -205,8 +216,11 @@ class PlanBase(ReducePlan):
         """Run the stage's program; returns the reduce's stats (rows in, steps, rounds, bytes)."""
         with reduce_progress(f"{self.stage.name}.reduce", enabled=self.show_progress) as bar:
             self._bar = bar
-            rows = self.rows_relation()
-            self.stage.reduce_steps(self, rows)
+            try:
+                rows = self.rows_relation()
+                self.stage.reduce_steps(self, rows)
+            finally:
+                self._bar = StepProgress(None, "")
         return self.summary(rows.rows)
 
     def summary(self, rows_in: int) -> dict:
@@ -236,6 +250,9 @@ class PlanBase(ReducePlan):
     def _base_location(self, source: MappedShards):
         raise NotImplementedError
 
+    def _load_location(self, name: str, files: list[str]):
+        raise NotImplementedError
+
     def _source_of(self, relation: Relation):
         raise NotImplementedError
 
@@ -247,7 +264,7 @@ class PlanBase(ReducePlan):
 
 
 def _describe(record: dict) -> str:
-    parts = [f"{record['rows']:,} rows"]
+    parts = [f"{record['rows']:,} rows"] if record["has_result"] else []
     if record.get("final_rows"):
         parts.append(f"{record['final_rows']:,} output rows")
     for name, value in record.get("stats", {}).items():
@@ -295,6 +312,13 @@ class DriverPlan(PlanBase):
                 JOIN shard_files s ON s.filename = r.filename"""
         )
         return "mapped_rows"
+
+    def _load_location(self, name, files):
+        file_list = "[" + ", ".join(f"'{sql_str(f)}'" for f in files) + "]"
+        self._count += 1
+        table = f"loaded_{self._count:02d}"
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet({file_list})")
+        return table
 
     def _source_of(self, relation):
         return None

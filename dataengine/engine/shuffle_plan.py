@@ -169,6 +169,9 @@ class ShufflePlan(PlanBase):
     def _base_location(self, source: MappedShards):
         return (source, list(self.files))
 
+    def _load_location(self, name, files):
+        return (PartFiles(), files)
+
     def _source_of(self, relation: Relation):
         return relation.location[0] if relation.location else PartFiles()
 
