@@ -281,12 +281,14 @@ class DriverPlan(PlanBase):
 
     where = "driver (duckdb)"
 
-    def __init__(self, stage, mapped_files, final_dir, progress=False):
+    def __init__(self, stage, mapped_files, final_dir, progress=False, memory_limit: str | None = None):
         from dataengine.core.duck import new_connection
 
         super().__init__(stage, mapped_files, final_dir, progress)
         self.con = new_connection()
         self.con.execute(f"SET temp_directory = '{sql_str(os.path.join(final_dir, '.spill'))}'")
+        if memory_limit:  # default: DuckDB's (80% of RAM); it spills to temp_directory past it
+            self.con.execute(f"SET memory_limit = '{sql_str(memory_limit)}'")
         self.con.execute("SET preserve_insertion_order = false")
 
     def close(self) -> None:
@@ -384,11 +386,12 @@ class DriverPlan(PlanBase):
             self.con.execute(f"DROP TABLE IF EXISTS {relation.location}")
 
 
-def reduce_on_driver(stage: GlobalStage, mapped_files: list[str], out_dir: str, progress: bool = False) -> dict:
+def reduce_on_driver(stage: GlobalStage, mapped_files: list[str], out_dir: str, progress: bool = False,
+                     memory_limit: str | None = None) -> dict:
     """The embedded default: the stage's reduce steps in one DuckDB (out of core) on this machine."""
 
     def body(files: list[str], tmp: str) -> dict:
-        plan = DriverPlan(stage, mapped_files, tmp, progress)
+        plan = DriverPlan(stage, mapped_files, tmp, progress, memory_limit)
         try:
             return plan.run()
         finally:
