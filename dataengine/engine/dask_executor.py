@@ -25,12 +25,13 @@ import pyarrow as pa
 from dataengine.core.pipeline import ExecutorConfig
 from dataengine.engine.base import Plan
 from dataengine.engine.executor import Executor
-from dataengine.engine.reduce_plan import KEY_COL, reduce_on_driver
+from dataengine.engine.reduce_plan import reduce_on_driver
 from dataengine.engine.shuffle_plan import (
     ShuffleBackend,
     map_side_table,
     reduce_on_engine,
     run_partition,
+    shuffle_column,
     shuffled_schema,
 )
 from dataengine.engine.worker_cache import process_shard_in_worker
@@ -169,7 +170,7 @@ class DaskShuffle(ShuffleBackend):
                 frames.append(dd.from_map(_map_side_frame, inp.files, spec=spec, tag=tag, meta=meta,
                                           enforce_metadata=False))
         frame = frames[0] if len(frames) == 1 else dd.concat(frames)
-        frame = frame.shuffle(on=KEY_COL, npartitions=partitions)
+        frame = frame.shuffle(on=shuffle_column(spec), npartitions=partitions)
         out_meta = pd.DataFrame({"record": pd.Series([], dtype=object)})
         records = frame.map_partitions(_partition_task, spec, meta=out_meta)
         result = self.client.compute(records).result()

@@ -3,11 +3,12 @@
 One step (:class:`dataengine.engine.reduce_plan.StepSpec`) on an engine:
 
 1. **map side**, one task per input file (:func:`map_side_table`): DuckDB reads the file
-   (only the columns the input's SQL uses), runs the input's row-local SQL, and adds the
-   shuffle key ``_key`` and the input's tag ``_input``; each input's columns are prefixed
-   ``<input>__`` so inputs with the same column names can travel in one shuffle;
-2. **the engine's shuffle** hash-partitions the union of all inputs by ``_key``
-   (Dask ``DataFrame.shuffle``, P2P; Spark ``repartition(n, _key)``), so the rows of every
+   (only the columns the input's SQL uses) and runs the input's row-local SQL; each input's
+   columns are prefixed ``<input>__`` so inputs with the same column names can travel in one
+   shuffle, and when a step has several inputs they also get the shuffle key ``_key`` and
+   their tag ``_input``;
+2. **the engine's shuffle** hash-partitions the union of all inputs by the key
+   (Dask ``DataFrame.shuffle``, P2P; Spark ``repartition(n, key)``), so the rows of every
    input with equal keys meet in one partition;
 3. **partition task** (:func:`run_partition`): splits the partition back into its inputs,
    runs the step's SQL in DuckDB (and its Python function), writes the result as
@@ -60,12 +61,27 @@ class ShuffleBackend:
 
 # -- worker side -------------------------------------------------------------------------
 
+def tagged(spec: StepSpec) -> bool:
+    """Whether shuffled rows carry ``_key`` and ``_input``: only when they must (several
+    inputs, or one without a key); a single keyed input shuffles on its own key column."""
+    return len(spec.inputs) > 1 or spec.inputs[0].key is None
+
+
+def shuffle_column(spec: StepSpec) -> str:
+    """The column the engine hash-partitions on."""
+    if tagged(spec):
+        return KEY_COL
+    inp = spec.inputs[0]
+    return f"{inp.name}__{inp.key}"
+
+
 def shuffled_schema(spec: StepSpec, tag: int) -> pa.Schema:
-    """Schema of input ``tag``'s rows in the shuffle: prefixed columns, ``_key``, ``_input``."""
+    """Schema of input ``tag``'s rows in the shuffle: prefixed columns (+ ``_key``, ``_input``)."""
     inp = spec.inputs[tag]
-    key_type = key_type_of(spec)
     fields = [pa.field(f"{inp.name}__{f.name}", f.type) for f in inp.schema]
-    return pa.schema(fields + [pa.field(KEY_COL, key_type), pa.field(TAG_COL, pa.int8())])
+    if tagged(spec):
+        fields += [pa.field(KEY_COL, key_type_of(spec)), pa.field(TAG_COL, pa.int8())]
+    return pa.schema(fields)
 
 
 def key_type_of(spec: StepSpec) -> pa.DataType:
@@ -92,23 +108,25 @@ def map_side_table(path: str, spec: StepSpec, tag: int) -> pa.Table:
         con.close()
     table = table.select(inp.schema.names).cast(inp.schema)
     schema = shuffled_schema(spec, tag)
-    n = table.num_rows
-    if inp.key is None:
-        key = pa.array([0] * n, schema.field(KEY_COL).type) if pa.types.is_integer(schema.field(KEY_COL).type) \
-            else pa.array([""] * n, schema.field(KEY_COL).type)
-    else:
-        key = table.column(inp.key)
-    columns = list(table.columns) + [key, pa.array([tag] * n, pa.int8())]
+    columns = list(table.columns)
+    if tagged(spec):
+        n = table.num_rows
+        key_type = schema.field(KEY_COL).type
+        if inp.key is not None:
+            key = table.column(inp.key).cast(key_type)
+        else:
+            key = pa.array([0] * n, key_type) if pa.types.is_integer(key_type) else pa.array([""] * n, key_type)
+        columns += [key, pa.array([tag] * n, pa.int8())]
     return pa.Table.from_arrays(columns, schema=schema)
 
 
 def split_inputs(table: pa.Table, spec: StepSpec) -> dict[str, pa.Table]:
     """A shuffled partition back as one table per input, with the input's own column names."""
     out = {}
-    tags = table.column(TAG_COL) if table.num_rows else None
+    tags = table.column(TAG_COL) if table.num_rows and len(spec.inputs) > 1 else None
     for tag, inp in enumerate(spec.inputs):
         part = table
-        if len(spec.inputs) > 1 and tags is not None:
+        if tags is not None:
             part = table.filter(pc.equal(tags, tag))
         names = [f"{inp.name}__{f.name}" for f in inp.schema]
         part = part.select(names).rename_columns(inp.schema.names)

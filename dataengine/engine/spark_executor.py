@@ -29,12 +29,13 @@ import pyarrow as pa
 
 from dataengine.engine.base import Plan
 from dataengine.engine.executor import Executor
-from dataengine.engine.reduce_plan import KEY_COL, reduce_on_driver
+from dataengine.engine.reduce_plan import reduce_on_driver
 from dataengine.engine.shuffle_plan import (
     ShuffleBackend,
     map_side_table,
     reduce_on_engine,
     run_partition,
+    shuffle_column,
     shuffled_schema,
 )
 from dataengine.engine.worker_cache import process_shard_in_worker
@@ -180,7 +181,7 @@ class SparkShuffle(ShuffleBackend):
         frame = frames[0]
         for other in frames[1:]:
             frame = frame.unionByName(other, allowMissingColumns=True)
-        records = frame.repartition(partitions, KEY_COL).mapInArrow(
+        records = frame.repartition(partitions, shuffle_column(spec)).mapInArrow(
             functools.partial(_partition_task, spec=spec), "record string")
         session.sparkContext.setJobGroup(self._group, f"dataengine reduce step {spec.label}")
         # The step fixes its partition count, so adaptive execution has nothing to adapt and
