@@ -88,14 +88,23 @@ class Texts:
         self.cache: dict[int, str] = {}
 
     def __call__(self, d: int) -> str:
-        if d in self.cache:
-            return self.cache[d]
+        path = [d]  # d, its parent, ... up to a cached text or a base (chains are long)
+        while path[-1] not in self.cache and self.parent[path[-1]] >= 0:
+            path.append(int(self.parent[path[-1]]))
+        text = self.cache.get(path[-1])
+        for node in reversed(path):
+            if text is None or node not in self.cache:
+                text = self._make(node, text)
+            else:
+                text = self.cache[node]
+        return text
+
+    def _make(self, d: int, parent_text: str | None) -> str:
         rng = random.Random(SEED * 1_000_003 + d)
-        p = int(self.parent[d])
-        if p < 0:
+        if self.parent[d] < 0:
             text = "\n".join(rng.sample(self.lines, rng.randint(20, 60)))
         else:
-            words = self(p).split(" ")
+            words = parent_text.split(" ")
             for _ in range(rng.randint(1, 2)):
                 words[rng.randrange(len(words))] = f"edit{rng.randrange(10**6)}"
             text = " ".join(words)
@@ -365,11 +374,12 @@ def main() -> None:
     ap.add_argument("--jaccard-check", action="store_true")
     ap.add_argument("--driver-memory", default=None, help="DuckDB memory_limit of the driver reduce (default: DuckDB's)")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--keep", action="store_true", help="keep the mapped shards and reduce outputs")
+    ap.add_argument("--keep", action="store_true", help="keep the reduce outputs")
+    ap.add_argument("--map-only", action="store_true", help="only build (or finish) the mapped shards")
     args = ap.parse_args()
     out = os.path.abspath(args.out or f"benchmarks/out/dedup-scale-{args.docs}")
     os.makedirs(out, exist_ok=True)
-    kinds = args.reduces.split(",")
+    kinds = [] if args.map_only else args.reduces.split(",")
     print(f"map phase: {args.docs:,} documents -> {out}/mapped", flush=True)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

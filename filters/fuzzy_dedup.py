@@ -139,12 +139,11 @@ class FuzzyDedup(GlobalStage):
         p = self.params
         bands = quote_ident(self._bands_col)
         # 1. one row per (document, band); each bucket (band, hash) links its members to its
-        #    smallest node (a star), so edges grow linearly with bucket size. Spark carries no
-        #    unsigned integers: the hash is shifted into BIGINT's range (same equalities).
+        #    smallest node (a star), so edges grow linearly with bucket size.
         edges = plan.step(
             "candidate edges from LSH buckets",
             {"bands": Input(rows, "h", f"""
-                SELECT node, band::INTEGER AS band, (h::HUGEINT - 9223372036854775808)::BIGINT AS h
+                SELECT node, band::INTEGER AS band, h
                 FROM (SELECT {POS_COL} AS node, unnest({bands}) AS h, generate_subscripts({bands}, 1) AS band
                       FROM bands)""")},
             sql="""SELECT DISTINCT a, node AS b FROM (

@@ -136,10 +136,17 @@ def run_shards_on_dask(client, pending, stages, reader, run_dir, warehouse_confi
 
 # -- global reduce steps as Dask shuffles ----------------------------------------------
 
-def _map_side_frame(path: str, spec, tag: int):
+def arrow_frame(table: pa.Table):
+    """``table`` as pandas with Arrow-backed columns (types kept exactly), except nested
+    ones: P2P cannot rebuild a ``list<...>[pyarrow]`` dtype from its name, so lists travel
+    as object columns of NumPy arrays and are cast back in the partition."""
     import pandas as pd
 
-    return map_side_table(path, spec, tag).to_pandas(types_mapper=pd.ArrowDtype)
+    return table.to_pandas(types_mapper=lambda t: None if pa.types.is_nested(t) else pd.ArrowDtype(t))
+
+
+def _map_side_frame(path: str, spec, tag: int):
+    return arrow_frame(map_side_table(path, spec, tag))
 
 
 def _partition_task(frame, spec, partition_info=None):
@@ -160,20 +167,23 @@ class DaskShuffle(ShuffleBackend):
         self.client = client
 
     def run(self, spec, partitions: int) -> list[dict]:
+        import dask
         import dask.dataframe as dd
         import pandas as pd
 
-        frames = []
-        for tag, inp in enumerate(spec.inputs):
-            meta = shuffled_schema(spec, tag).empty_table().to_pandas(types_mapper=pd.ArrowDtype)
-            if inp.files:
-                frames.append(dd.from_map(_map_side_frame, inp.files, spec=spec, tag=tag, meta=meta,
-                                          enforce_metadata=False))
-        frame = frames[0] if len(frames) == 1 else dd.concat(frames)
-        frame = frame.shuffle(on=shuffle_column(spec), npartitions=partitions)
-        out_meta = pd.DataFrame({"record": pd.Series([], dtype=object)})
-        records = frame.map_partitions(_partition_task, spec, meta=out_meta)
-        result = self.client.compute(records).result()
+        # object columns (lists) must stay objects: Dask would turn them into strings
+        with dask.config.set({"dataframe.convert-string": False}):
+            frames = []
+            for tag, inp in enumerate(spec.inputs):
+                meta = arrow_frame(shuffled_schema(spec, tag).empty_table())
+                if inp.files:
+                    frames.append(dd.from_map(_map_side_frame, inp.files, spec=spec, tag=tag, meta=meta,
+                                              enforce_metadata=False))
+            frame = frames[0] if len(frames) == 1 else dd.concat(frames)
+            frame = frame.shuffle(on=shuffle_column(spec), npartitions=partitions)
+            out_meta = pd.DataFrame({"record": pd.Series([], dtype=object)})
+            records = frame.map_partitions(_partition_task, spec, meta=out_meta)
+            result = self.client.compute(records).result()
         return [json.loads(r) for r in result["record"]]
 
     def physical_shuffle_bytes(self) -> int | None:

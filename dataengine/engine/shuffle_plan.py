@@ -36,7 +36,6 @@ from dataengine.engine.reduce import run_reduce, write_reduce_partition
 from dataengine.engine.reduce_plan import (
     KEY_COL,
     TAG_COL,
-    InputSpec,
     MappedShards,
     PartFiles,
     PlanBase,
@@ -61,6 +60,22 @@ class ShuffleBackend:
 
 # -- worker side -------------------------------------------------------------------------
 
+def transport_type(dtype: pa.DataType) -> pa.DataType:
+    """The type a column travels as: unsigned integers (also inside lists and structs) as the
+    signed type of the same width, bit for bit. Spark has no unsigned types; the partition
+    casts them back, so stages never see the difference."""
+    if pa.types.is_unsigned_integer(dtype):
+        return {8: pa.int8(), 16: pa.int16(), 32: pa.int32(), 64: pa.int64()}[dtype.bit_width]
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        inner = transport_type(dtype.value_type)
+        return pa.list_(inner) if pa.types.is_list(dtype) else pa.large_list(inner)
+    if pa.types.is_struct(dtype):
+        return pa.struct([pa.field(f.name, transport_type(f.type), f.nullable) for f in dtype])
+    if pa.types.is_large_string(dtype):
+        return pa.string()
+    return dtype
+
+
 def tagged(spec: StepSpec) -> bool:
     """Whether shuffled rows carry ``_key`` and ``_input``: only when they must (several
     inputs, or one without a key); a single keyed input shuffles on its own key column."""
@@ -78,7 +93,7 @@ def shuffle_column(spec: StepSpec) -> str:
 def shuffled_schema(spec: StepSpec, tag: int) -> pa.Schema:
     """Schema of input ``tag``'s rows in the shuffle: prefixed columns (+ ``_key``, ``_input``)."""
     inp = spec.inputs[tag]
-    fields = [pa.field(f"{inp.name}__{f.name}", f.type) for f in inp.schema]
+    fields = [pa.field(f"{inp.name}__{f.name}", transport_type(f.type)) for f in inp.schema]
     if tagged(spec):
         fields += [pa.field(KEY_COL, key_type_of(spec)), pa.field(TAG_COL, pa.int8())]
     return pa.schema(fields)
@@ -88,10 +103,7 @@ def key_type_of(spec: StepSpec) -> pa.DataType:
     types = {inp.schema.field(inp.key).type for inp in spec.inputs if inp.key is not None}
     if len(types) > 1:
         raise DataEngineError(f"reduce step {spec.label!r}: inputs have keys of different types {types}")
-    key = types.pop() if types else pa.int64()
-    if pa.types.is_large_string(key):
-        key = pa.string()
-    return key
+    return transport_type(types.pop()) if types else pa.int64()
 
 
 def map_side_table(path: str, spec: StepSpec, tag: int) -> pa.Table:
@@ -108,12 +120,12 @@ def map_side_table(path: str, spec: StepSpec, tag: int) -> pa.Table:
         con.close()
     table = table.select(inp.schema.names).cast(inp.schema)
     schema = shuffled_schema(spec, tag)
-    columns = list(table.columns)
+    columns = [col.cast(f.type, safe=False) for col, f in zip(table.columns, schema)]
     if tagged(spec):
         n = table.num_rows
         key_type = schema.field(KEY_COL).type
         if inp.key is not None:
-            key = table.column(inp.key).cast(key_type)
+            key = table.column(inp.key).cast(key_type, safe=False)
         else:
             key = pa.array([0] * n, key_type) if pa.types.is_integer(key_type) else pa.array([""] * n, key_type)
         columns += [key, pa.array([tag] * n, pa.int8())]
@@ -130,7 +142,7 @@ def split_inputs(table: pa.Table, spec: StepSpec) -> dict[str, pa.Table]:
             part = table.filter(pc.equal(tags, tag))
         names = [f"{inp.name}__{f.name}" for f in inp.schema]
         part = part.select(names).rename_columns(inp.schema.names)
-        out[inp.name] = part.cast(inp.schema)
+        out[inp.name] = part.cast(inp.schema, safe=False)  # unsigned columns back (transport_type)
     return out
 
 
@@ -203,8 +215,6 @@ class ShufflePlan(PlanBase):
                         "partitions": 0}
         if empty:  # nothing to shuffle: the result is empty too (steps relate rows; none)
             return Relation(spec.label, schema, 0, None, record["stats"]), record
-        for inp in spec.inputs:
-            check_shuffle_types(spec, inp)
         spec.out_dir = os.path.join(self.work_dir, spec.key)
         os.makedirs(spec.out_dir, exist_ok=True)
         before = self.backend.physical_shuffle_bytes()
@@ -236,16 +246,6 @@ class ShufflePlan(PlanBase):
 
     def close(self) -> None:
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-
-def check_shuffle_types(spec: StepSpec, inp: InputSpec) -> None:
-    """Engines' shuffles carry no unsigned integers (Spark has none): say so before any work."""
-    for f in inp.schema:
-        if pa.types.is_unsigned_integer(f.type):
-            raise DataEngineError(
-                f"reduce step {spec.label!r}: input {inp.name!r} column {f.name!r} is {f.type}, which Spark and "
-                "Dask shuffles do not carry; cast it to BIGINT in the input's SQL"
-            )
 
 
 def reduce_on_engine(backend: ShuffleBackend, stage: GlobalStage, mapped_files: list[str], out_dir: str,
