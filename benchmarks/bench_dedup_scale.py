@@ -129,7 +129,7 @@ def map_shard(args) -> dict:
     target = os.path.join(out_dir, f"shard-{i:05d}.parquet")
     if os.path.exists(target):
         return {"shard": i, "skipped": True}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     parent = np.load(parent_path, mmap_mode="r")
     texts = Texts(parent)
     stage = FuzzyDedup(stage_params(jaccard_check))
@@ -146,7 +146,8 @@ def map_shard(args) -> dict:
         writer.write_table(mapped)
     writer.close()
     os.replace(target + ".tmp", target)
-    return {"shard": i, "seconds": time.perf_counter() - start, "docs": hi - lo}
+    return {"shard": i, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+            "docs": hi - lo}
 
 
 def prepare(out: str, n: int, shard_docs: int, dup_rate: float, workers: int, jaccard_check: bool) -> dict:
@@ -169,8 +170,10 @@ def prepare(out: str, n: int, shard_docs: int, dup_rate: float, workers: int, ja
             print(f"  map: shard {rec['shard']} {took} [{len(done)}/{shards}]", flush=True)
     fresh = [r for r in done if not r.get("skipped")]
     seconds = time.perf_counter() - start
+    cpu = [r["cpu_seconds"] for r in fresh if "cpu_seconds" in r]
     return {"shards": shards, "map_seconds": seconds if fresh else None,
             "map_docs_per_s": sum(r["docs"] for r in fresh) / seconds if fresh else None,
+            "map_cpu_seconds_per_1k_docs": 1000 * sum(cpu) / sum(r["docs"] for r in fresh) if cpu else None,
             "mapped_bytes": sum(os.path.getsize(os.path.join(mapped, f)) for f in os.listdir(mapped))}
 
 

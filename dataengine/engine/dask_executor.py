@@ -150,8 +150,13 @@ def _map_side_frame(path: str, spec, tag: int):
 
 
 def _partition_task(frame, spec, partition_info=None):
+    import os
+
     import pandas as pd
 
+    # P2P hands back Arrow buffers with 8-byte alignment; DuckDB scans registered tables
+    # through Acero, which would warn on each: let Acero realign them (read once per process).
+    os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
     table = pa.Table.from_pandas(frame, preserve_index=False)
     record = run_partition(table, spec, partition_info["number"] if partition_info else 0)
     return pd.DataFrame({"record": [json.dumps(record)]})

@@ -286,6 +286,7 @@ class DriverPlan(PlanBase):
 
         super().__init__(stage, mapped_files, final_dir, progress)
         self.con = new_connection()
+        self.con.execute("SET enable_progress_bar = false")  # the plan shows its own, step by step
         self.con.execute(f"SET temp_directory = '{sql_str(os.path.join(final_dir, '.spill'))}'")
         if memory_limit:  # default: DuckDB's (80% of RAM); it spills to temp_directory past it
             self.con.execute(f"SET memory_limit = '{sql_str(memory_limit)}'")

@@ -113,7 +113,7 @@ def map_side_table(path: str, spec: StepSpec, tag: int) -> pa.Table:
     inp = spec.inputs[tag]
     con = new_connection()
     try:
-        con.execute("SET threads = 1")
+        con.execute("SET threads = 1; SET enable_progress_bar = false")
         con.execute(f"CREATE TEMP VIEW {inp.name} AS {inp.source.file_sql(path)}")
         table = con.execute(inp.sql or f"SELECT * FROM {inp.name}").to_arrow_table()
     finally:
@@ -156,7 +156,7 @@ def run_partition(table: pa.Table, spec: StepSpec, pid: int) -> dict:
     inputs = split_inputs(table, spec)
     con = new_connection()
     try:
-        con.execute("SET threads = 1")
+        con.execute("SET threads = 1; SET enable_progress_bar = false")
         for name, part in inputs.items():
             con.register(name, part)
         if spec.sql is not None or spec.fn is not None:
