@@ -145,8 +145,8 @@ def arrow_frame(table: pa.Table):
     return table.to_pandas(types_mapper=lambda t: None if pa.types.is_nested(t) else pd.ArrowDtype(t))
 
 
-def _map_side_frame(path: str, spec, tag: int):
-    return arrow_frame(map_side_table(path, spec, tag))
+def _map_side_frame(paths: list[str], spec, tag: int):
+    return arrow_frame(map_side_table(paths, spec, tag))
 
 
 def _partition_task(frame, spec, partition_info=None):
@@ -181,8 +181,8 @@ class DaskShuffle(ShuffleBackend):
             frames = []
             for tag, inp in enumerate(spec.inputs):
                 meta = arrow_frame(shuffled_schema(spec, tag).empty_table())
-                if inp.files:
-                    frames.append(dd.from_map(_map_side_frame, inp.files, spec=spec, tag=tag, meta=meta,
+                if inp.tasks:
+                    frames.append(dd.from_map(_map_side_frame, inp.tasks, spec=spec, tag=tag, meta=meta,
                                               enforce_metadata=False))
             frame = frames[0] if len(frames) == 1 else dd.concat(frames)
             frame = frame.shuffle(on=shuffle_column(spec), npartitions=partitions)

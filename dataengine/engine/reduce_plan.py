@@ -84,6 +84,7 @@ class InputSpec:
     source: object  # MappedShards | PartFiles
     files: list[str]
     schema: pa.Schema  # after ``sql``: what the partition sees
+    tasks: list[list[str]] = field(default_factory=list)  # files per map task (engines)
 
 
 @dataclass

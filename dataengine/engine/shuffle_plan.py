@@ -21,6 +21,7 @@ A backend (:class:`ShuffleBackend`) is the ~40 lines that say how an engine does
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -106,19 +107,22 @@ def key_type_of(spec: StepSpec) -> pa.DataType:
     return transport_type(types.pop()) if types else pa.int64()
 
 
-def map_side_table(path: str, spec: StepSpec, tag: int) -> pa.Table:
-    """Input ``tag``'s rows of one file, ready for the shuffle (see the module docstring)."""
+def map_side_table(paths: list[str], spec: StepSpec, tag: int) -> pa.Table:
+    """Input ``tag``'s rows of one map task's files, ready for the shuffle (module docstring)."""
     from dataengine.core.duck import new_connection
 
     inp = spec.inputs[tag]
     con = new_connection()
+    parts = []
     try:
         con.execute("SET threads = 1; SET enable_progress_bar = false")
-        con.execute(f"CREATE TEMP VIEW {inp.name} AS {inp.source.file_sql(path)}")
-        table = con.execute(inp.sql or f"SELECT * FROM {inp.name}").to_arrow_table()
+        for path in paths:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {inp.name} AS {inp.source.file_sql(path)}")
+            parts.append(con.execute(inp.sql or f"SELECT * FROM {inp.name}").to_arrow_table())
     finally:
         con.close()
-    table = table.select(inp.schema.names).cast(inp.schema)
+    table = pa.concat_tables([t.select(inp.schema.names).cast(inp.schema) for t in parts]) if parts \
+        else inp.schema.empty_table()
     schema = shuffled_schema(spec, tag)
     columns = [col.cast(f.type, safe=False) for col, f in zip(table.columns, schema)]
     if tagged(spec):
@@ -184,6 +188,12 @@ def run_partition(table: pa.Table, spec: StepSpec, pid: int) -> dict:
 
 # -- driver side -------------------------------------------------------------------------
 
+#: A step over intermediate relations gets one partition (and one map task) per this many
+#: input rows, at most ``partitions``: the components rounds over a few million edges then
+#: run as a few tasks, not one per shard. Steps that read the mapped shards use ``partitions``.
+ROWS_PER_TASK = 500_000
+
+
 class ShufflePlan(PlanBase):
     """Each step is one shuffle of ``backend``; relations are Parquet part files under ``work_dir``."""
 
@@ -217,8 +227,9 @@ class ShufflePlan(PlanBase):
             return Relation(spec.label, schema, 0, None, record["stats"]), record
         spec.out_dir = os.path.join(self.work_dir, spec.key)
         os.makedirs(spec.out_dir, exist_ok=True)
+        partitions = self._size_tasks(spec, inputs)
         before = self.backend.physical_shuffle_bytes()
-        parts = self.backend.run(spec, 1 if all(i.key is None for i in spec.inputs) else self.partitions)
+        parts = self.backend.run(spec, partitions)
         after = self.backend.physical_shuffle_bytes()
         files = sorted(p["file"] for p in parts if p["file"])
         for p in parts:
@@ -235,6 +246,25 @@ class ShufflePlan(PlanBase):
         rows = sum(p["rows"] for p in parts)
         location = (PartFiles(), files) if spec.schema is not None else None
         return Relation(spec.label, schema, rows, location, record["stats"]), record
+
+    def _size_tasks(self, spec: StepSpec, inputs: dict[str, Input]) -> int:
+        """Group each input's files into map tasks; return the step's partition count."""
+        rows_in = 0
+        reads_shards = False
+        for inp in spec.inputs:
+            rows = inputs[inp.name].relation.rows
+            rows_in += rows
+            if isinstance(inp.source, MappedShards):
+                reads_shards = True
+                inp.tasks = [[f] for f in inp.files]
+            else:
+                n = min(len(inp.files), max(1, math.ceil(rows / ROWS_PER_TASK)))
+                inp.tasks = [inp.files[i::n] for i in range(n)] if n else []
+        if all(i.key is None for i in spec.inputs):
+            return 1
+        if reads_shards:
+            return self.partitions
+        return min(self.partitions, max(1, math.ceil(rows_in / ROWS_PER_TASK)))
 
     def drop(self, relation: Relation) -> None:
         if relation.location and isinstance(relation.location[0], PartFiles):

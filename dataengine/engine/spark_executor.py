@@ -128,11 +128,11 @@ def run_shards_on_spark(session, pending, stages, reader, run_dir, warehouse_con
 
 # -- global reduce steps as Spark shuffles ---------------------------------------------
 
-def _map_side_task(batches, files, spec, tag):
-    """mapInArrow body: each input row is the index of a file to read for input ``tag``."""
+def _map_side_task(batches, tasks, spec, tag):
+    """mapInArrow body: each input row is the index of a map task (its files) of input ``tag``."""
     for batch in batches:
         for index in batch.column(0).to_pylist():
-            yield from map_side_table(files[index], spec, tag).to_batches()
+            yield from map_side_table(tasks[index], spec, tag).to_batches()
 
 
 def _partition_task(batches, spec):
@@ -173,11 +173,11 @@ class SparkShuffle(ShuffleBackend):
         frames = []
         for tag, inp in enumerate(spec.inputs):
             schema = from_arrow_schema(shuffled_schema(spec, tag))
-            if not inp.files:
+            if not inp.tasks:
                 continue
-            files = list(inp.files)
-            frames.append(session.range(len(files), numPartitions=len(files)).mapInArrow(
-                functools.partial(_map_side_task, files=files, spec=spec, tag=tag), schema))
+            tasks = list(inp.tasks)
+            frames.append(session.range(len(tasks), numPartitions=len(tasks)).mapInArrow(
+                functools.partial(_map_side_task, tasks=tasks, spec=spec, tag=tag), schema))
         frame = frames[0]
         for other in frames[1:]:
             frame = frame.unionByName(other, allowMissingColumns=True)
