@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DEMO_WAREHOUSE ?= demo-warehouse
 
-.PHONY: demo test install install-dev system-deps clean
+.PHONY: demo test test-fast install install-dev system-deps clean
 
 # torch first, pinned to the CPU wheel: anything that pulls torch later must find it
 # already satisfied, or pip fetches a multi-GB CUDA build.
@@ -26,8 +26,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# Spark needs a Java runtime and the math renderer uses lynx when present; install them
-# from Debian when they are missing and we may.
+# Spark needs a Java runtime, the math renderer uses lynx when present, and the report and UI
+# tests drive a headless Chromium; install them from Debian when they are missing and we may.
 system-deps:
 	@command -v lynx >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -37,13 +37,22 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	  else echo "warning: no java on PATH; the Spark tests need a Java 17 runtime"; fi; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "warning: no chromium/chromedriver on PATH; the browser tests of reports and the UI will be skipped"; fi; }
 
 demo: install
 	$(VENV)/bin/dataengine --warehouse $(DEMO_WAREHOUSE) demo
 
 # pytest exits 5 when it collects no test: report it rather than pass silently as a crash.
 test: install-dev system-deps
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -P -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
+
+# The inner loop: every test not marked slow (under 2 minutes on 2 cores). CI runs `make test`.
+test-fast: install-dev
+	@$(PY) -P -m pytest -q -m "not slow" ; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 clean:

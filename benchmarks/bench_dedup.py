@@ -10,6 +10,11 @@ The peers run in a separate virtual environment (never a project dependency):
 Usage:
     python benchmarks/bench_dedup.py --docs 100000 --peer-python /tmp/dtvenv/bin/python
     python benchmarks/bench_dedup.py --docs 1000000 --skip-peers      # memory at 1M documents
+    python benchmarks/bench_dedup.py --docs 100000 --skip-peers --partial-copy   # + partial_copy, same table
+
+``--partial-copy`` also runs the ``partial_copy`` stage on the same table in the same run
+(after ``fuzzy_dedup``), and ``--partial-rate`` plants documents that quote 30-90% of an
+earlier document inside shuffled words of another (partial copies).
 """
 
 from __future__ import annotations
@@ -28,25 +33,42 @@ import time
 from importlib import resources
 
 
-def make_docs(n: int, dup_rate: float, seed: int = 0) -> list[dict]:
+def make_docs(n: int, dup_rate: float, seed: int = 0, partial_rate: float = 0.0, unique: bool = False) -> list[dict]:
+    """``unique``: each speech's words shuffled per document, so documents share no passages
+    except the planted copies (the recombined corpus shares every speech with ~n/300 others)."""
     path = resources.files("dataengine") / "data" / "demo_corpus.jsonl.gz"
     with gzip.open(path, "rt") as fh:
         speeches = [s for line in fh for s in json.loads(line)["text"].split("\n\n") if s.strip()]
     rng = random.Random(seed)
+
+    def fresh(k: int) -> str:
+        parts = rng.sample(speeches, k)
+        if unique:
+            parts = [" ".join(rng.sample(p.split(), len(p.split()))) for p in parts]
+        return "\n\n".join(parts)
+
     docs = []
     for i in range(n):
-        if docs and rng.random() < dup_rate:
+        draw = rng.random()
+        if docs and draw < partial_rate:  # a partial copy: part of an earlier document among new words
+            words = rng.choice(docs)["text"].split()
+            span = int(len(words) * rng.uniform(0.3, 0.9))
+            start = rng.randrange(len(words) - span + 1)
+            own = fresh(4).split()
+            rng.shuffle(own)
+            text = " ".join(own[: len(own) // 2] + words[start:start + span] + own[len(own) // 2:])
+        elif docs and draw < partial_rate + dup_rate:
             words = rng.choice(docs)["text"].split()
             for _ in range(rng.randint(1, 3)):
                 words[rng.randrange(len(words))] = f"edit{rng.randrange(10**6)}"
             text = " ".join(words)
         else:
-            text = "\n\n".join(rng.sample(speeches, 8))
+            text = fresh(8)
         docs.append({"id": f"doc-{i:07d}", "text": text})
     return docs
 
 
-def run_ours(jsonl: str, root: str, workers: int) -> dict:
+def run_ours(jsonl: str, root: str, workers: int, partial_copy: bool = False) -> dict:
     from dataengine.engine import run_pipeline
     from dataengine.core.pipeline import pipeline_from_dict
     from dataengine.warehouse import Warehouse, init_warehouse
@@ -65,13 +87,38 @@ def run_ours(jsonl: str, root: str, workers: int) -> dict:
     with open("/proc/self/clear_refs", "w") as fh:  # reset VmHWM: the ingest above is not measured
         fh.write("5")
     sampler = TreeRssSampler()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     run_pipeline(pipe, wh, progress=False)
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     sampler.stop()
     removed = wh.sql("SELECT count(*) FILTER (WHERE NOT fuzzy_dup_keep) FROM docs").column(0)[0].as_py()
-    return {"seconds": seconds, "removed": removed, "dedup_peak_rss_mb_driver": vm_hwm_mb(),
-            "dedup_peak_rss_mb_all_processes": sampler.peak_mb}
+    result = {"seconds": seconds, "cpu_seconds": cpu, "removed": removed, "dedup_peak_rss_mb_driver": vm_hwm_mb(),
+              "dedup_peak_rss_mb_all_processes": sampler.peak_mb}
+    if partial_copy:
+        pipe = pipeline_from_dict({
+            "source": {"table": "docs"},
+            "stages": [{"name": "partial_copy"}],
+            "output": {"table": "docs_copies"},
+            "executor": {"workers": workers, "batch_size": 5000},
+        })
+        sampler = TreeRssSampler()
+        start, cpu = time.perf_counter(), cpu_seconds()
+        run_pipeline(pipe, wh, progress=False)
+        result["partial_copy_seconds"] = time.perf_counter() - start
+        result["partial_copy_cpu_seconds"] = cpu_seconds() - cpu
+        sampler.stop()
+        result["partial_copy_peak_rss_mb_all_processes"] = sampler.peak_mb
+        result["partial_copy_flagged"] = wh.sql("SELECT count(copy_of) FROM docs_copies").column(0)[0].as_py()
+    return result
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (the pool workers)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def vm_hwm_mb() -> float:
@@ -185,11 +232,15 @@ def main() -> None:
     ap.add_argument("--peer-python", default="/tmp/dtvenv/bin/python")
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--out", default="benchmarks/out/dedup")
+    ap.add_argument("--partial-copy", action="store_true", help="also time partial_copy on the same table")
+    ap.add_argument("--partial-rate", type=float, default=0.05, help="share of planted partial copies")
+    ap.add_argument("--unique", action="store_true", help="documents share nothing but the planted copies")
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(os.path.join(args.out, "input"))
     jsonl = os.path.join(args.out, "input", "docs.jsonl")
-    docs = make_docs(args.docs, args.dup_rate)
+    docs = make_docs(args.docs, args.dup_rate, partial_rate=args.partial_rate if args.partial_copy else 0.0,
+                     unique=args.unique)
     with open(jsonl, "w") as fh:
         for d in docs:
             fh.write(json.dumps(d) + "\n")
@@ -205,7 +256,7 @@ def main() -> None:
         import json, sys
         sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})
         from bench_dedup import run_ours
-        result = run_ours({jsonl!r}, {os.path.join(args.out, 'wh')!r}, {args.workers})
+        result = run_ours({jsonl!r}, {os.path.join(args.out, 'wh')!r}, {args.workers}, {args.partial_copy!r})
         open({os.path.join(args.out, 'ours.json')!r}, "w").write(json.dumps(result))
         """
     )
@@ -217,6 +268,11 @@ def main() -> None:
     rss = [l for l in proc.stderr.splitlines() if "Maximum resident set size" in l]
     ours["peak_rss_mb_largest_process_incl_ingest"] = int(rss[0].split()[-1]) / 1024 if rss else None
     ours["docs_per_s"] = args.docs / ours["seconds"]
+    ours["docs_per_cpu_s"] = args.docs / ours["cpu_seconds"]
+    if args.partial_copy:
+        ours["partial_copy_docs_per_s"] = args.docs / ours["partial_copy_seconds"]
+        ours["partial_copy_docs_per_cpu_s"] = args.docs / ours["partial_copy_cpu_seconds"]
+        ours["partial_copy_cost_vs_fuzzy"] = ours["partial_copy_seconds"] / ours["seconds"]
     result["ours"] = ours
     if not args.skip_peers:
         for name, script in (("datatrove", DATATROVE), ("datasketch", DATASKETCH)):

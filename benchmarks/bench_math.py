@@ -32,7 +32,8 @@ from dataengine.connectors.math.detect import has_math_markers, math_marker_mask
 from dataengine.connectors.math.lynx import lynx_path  # noqa: E402
 from dataengine.connectors.math.stage import MathExtract  # noqa: E402
 
-DEFAULT_PAGES = ROOT.parent / "shared" / "testdata" / "extraction" / "scrapinghub-aeb"
+DEFAULT_PAGES = next((parent / "shared" / "testdata" / "extraction" / "scrapinghub-aeb" for parent in ROOT.parents
+                      if (parent / "shared" / "testdata").is_dir()), ROOT.parent / "shared" / "testdata")
 
 
 def math_free_pages(folder: Path) -> list[str]:

@@ -11,6 +11,11 @@
 2. MathML -> LaTeX on the pairs sets: exact, canonical and render-back (latex2mathml) rates.
 3. LaTeXML pages: every alttext equation exactly once in the output.
 4. Equations preserved on math pages: trafilatura alone vs math_extract.
+5. Exactly-once rate per page form (issue 18): pages whose equations are written as raw TeX
+   containers (pandoc --katex, Sphinx), forum BBCode (also broken over <br> lines), CodeCogs
+   URLs with &space; escapes, pandoc's real output (tests/data/math/pages) and a forum
+   thread; an equation counts when its ``$tex$`` occurs in the text exactly as often as
+   the page holds it. Pages holding only empty equations (``$$   $$``) must give none.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import gzip
 import json
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +35,7 @@ from dataengine.connectors.math.compare import canonical_tex, renders_equal, squ
 from dataengine.connectors.math.detect import normalise_math  # noqa: E402
 from dataengine.connectors.math.dom import body_of, parse_page, strip_non_content  # noqa: E402
 from dataengine.connectors.math.mathml_to_latex import mathml_to_latex  # noqa: E402
+from dataengine.connectors.math.equations import is_empty_tex  # noqa: E402
 from dataengine.connectors.math.render import render_text  # noqa: E402
 
 FORMS = ("katex_html", "katex_mathml", "mathjax3_chtml", "mathjax3_mathml")
@@ -114,8 +120,16 @@ def tex_recovery(records: list[dict]) -> dict:
     return {"stats": stats, "failures": failures}
 
 
+def _shared_testdata() -> Path:
+    """../shared/testdata beside the checkout (a worktree sits one level deeper)."""
+    for parent in ROOT.parents:
+        if (parent / "shared" / "testdata").is_dir():
+            return parent / "shared" / "testdata"
+    return ROOT.parent / "shared" / "testdata"
+
+
 # TeXZilla's pairs are MPL-2.0: read from ../shared when present, never copied into the project.
-TEXZILLA = ROOT.parent / "shared" / "testdata" / "math" / "pairs" / "texzilla_unit_tests.jsonl"
+TEXZILLA = _shared_testdata() / "math" / "pairs" / "texzilla_unit_tests.jsonl"
 
 
 def svg_rates(data: Path) -> dict:
@@ -275,6 +289,95 @@ def _clean(spans: list[str], k: int, source: str, delimited: bool) -> bool:
     return spans[k] in (source, f"${source}$", f"\\({source}\\)", f"$${source}$$")
 
 
+ONCE_FORMS = ("raw_tex_span", "sphinx_span", "bbcode_itex", "bbcode_tex_over_br", "codecogs_escaped", "empty_only")
+
+
+def once_markup(tex: str, form: str) -> str:
+    """One equation written the way ``form`` stores it before a typesetter runs."""
+    escaped = tex.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if form == "raw_tex_span":  # pandoc --katex, jsMath
+        return f'<span class="math inline">{escaped}</span>'
+    if form == "sphinx_span":
+        return f'<span class="math notranslate nohighlight">\\({escaped}\\)</span>'
+    if form == "bbcode_itex":
+        return f"[itex]{escaped}[/itex]"
+    if form == "bbcode_tex_over_br":  # a forum post: the poster's line break became <br />
+        head, _, rest = escaped.partition(" ")
+        return f"[tex]{head}<br />\n{rest}[/tex]" if rest else f"[tex]{escaped}[/tex]"
+    if form == "codecogs_escaped":  # CodeCogs' editor: spaces as &space;, + as &plus; (HTML-escaped in src)
+        url = "\\inline&space;" + tex.replace(" ", "&space;").replace("+", "&plus;")
+        return f'<img src="https://latex.codecogs.com/gif.latex?{url.replace("&", "&amp;")}" />'
+    if form == "empty_only":
+        return "$$   $$"
+    raise ValueError(form)
+
+
+def _count_delimited(text: str, tex: str) -> int:
+    """Occurrences of ``tex`` as one equation ($..$ or $$..$$) in whitespace-squashed ``text``."""
+    squashed = squash_whitespace(text)
+    tex = squash_whitespace(tex)
+    return squashed.count(f"${tex}$")  # "$$x$$" holds "$x$" once: inline and display alike
+
+
+def exactly_once_rates(records: list[dict], renderer: str = "python", per_page: int = 8) -> dict:
+    """Per form: equations whose $tex$ occurs exactly as often as the page has them."""
+    from dataengine.connectors.math.page import PageRenderer
+
+    pages = PageRenderer(renderer)
+    usable = [r["tex"] for r in records if not r.get("katex_error") and "\n" not in r["tex"] and "$" not in r["tex"]
+              and "%" not in r["tex"] and "&" not in r["tex"] and "#" not in r["tex"] and not is_empty_tex(r["tex"])]
+    out = {}
+    for form in ONCE_FORMS:
+        n = once = counted = 0
+        for start in range(0, len(usable), per_page):
+            group = usable[start:start + per_page]
+            page = math_page([once_markup(t, form) for t in group])
+            result = pages.render([page])[0]
+            counted += result.equations
+            text = result.text or ""
+            for tex, times in Counter(group).items():
+                if form == "empty_only":
+                    continue
+                n += times
+                once += times if _count_delimited(text, tex) == times else 0
+        out[form] = {"n": n, "exactly_once": once / n if n else None, "equations_counted": counted}
+    return out
+
+
+def real_page_rates(data: Path, renderer: str = "python") -> dict:
+    """Exactly-once rate on pandoc's real output for notes.md and on the forum thread."""
+    import re
+
+    from dataengine.connectors.math.page import PageRenderer
+
+    folder = data / "pages"
+    if not folder.is_dir():
+        return {}
+    source = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$", re.S)
+    wanted = Counter(squash_whitespace(m.group(1) or m.group(2)) for m in source.finditer((folder / "notes.md").read_text()))
+    forum = Counter({r"\sum_{n=1}^\infty \frac{1}{n^2}": 3, r"\int_1^\infty \frac{dx}{x^2} = 1": 1, r"n \ge 2": 1,
+                     r"\frac{1}{n^2} \le \int_{n-1}^{n} \frac{dx}{x^2}": 1,
+                     r"\sum_{n=2}^N \frac{1}{n^2} \le \int_1^N \frac{dx}{x^2} < 1.": 1,
+                     r"\sum_{n=1}^\infty \frac{1}{n^2} = \frac{\pi^2}{6}": 1, r"a_n = O(n^{-2})": 1})
+    pages = PageRenderer(renderer)
+    out = {}
+    for name, expected in (("pandoc-katex.html", wanted), ("pandoc-mathjax.html", wanted),
+                           ("pandoc-webtex.html", wanted), ("pandoc-mathml.html", None), ("forum-thread.html", forum)):
+        result = pages.render([(folder / name).read_text()])[0]
+        text = result.text or ""
+        if expected is None:  # MathML without TeX: count, and render-back of the converted TeX
+            got = [squash_whitespace(m.group(1) or m.group(2)) for m in source.finditer(text)]
+            refs = list(wanted.elements()) if False else [squash_whitespace(m.group(1) or m.group(2)) for m in
+                                                          source.finditer((folder / "notes.md").read_text())]
+            same = sum(bool(renders_equal(g, r)) for g, r in zip(got, refs)) if len(got) == len(refs) else 0
+            out[name] = {"n": len(refs), "equations_counted": result.equations, "renderback": same / len(refs)}
+            continue
+        n = sum(expected.values())
+        once = sum(times for tex, times in expected.items() if _count_delimited(text, tex) == times)
+        out[name] = {"n": n, "exactly_once": once / n, "equations_counted": result.equations}
+    return out
+
+
 def alttext_exactly_once(text: str, alts: list[str]) -> int:
     """How many alttext equations occur in ``text`` as many times as the page has them.
 
@@ -316,6 +419,14 @@ def main() -> None:
     print("LaTeXML alttext equations exactly once:")
     for name, r in latexml_once(data).items():
         print(f"  {name:28s} {r['exactly_once']}/{r['alttext']} (equations in text {r['equations_in_text']})")
+    print("Exactly once per page form (issue 18; python renderer, 8 equations a page):")
+    for form, r in exactly_once_rates(rendered_records(data)).items():
+        rate = "-" if r["exactly_once"] is None else f"{r['exactly_once']:.3f}"
+        print(f"  {form:20s} n={r['n']:3d} exactly-once={rate} equations counted={r['equations_counted']}")
+    print("Real pages (pandoc 2.17 output of tests/data/math/pages/notes.md, forum thread):")
+    for name, r in real_page_rates(data).items():
+        extra = f"exactly-once={r['exactly_once']:.3f}" if "exactly_once" in r else f"render-back={r['renderback']:.3f}"
+        print(f"  {name:22s} n={r['n']:3d} {extra} equations counted={r['equations_counted']}")
     print("Equations whose source TeX is in the output, trafilatura alone vs ours (8 per page):")
     for form, c in preserved_vs_trafilatura(rendered_records(data)).items():
         print(f"  {form:16s} n={c['equations']:3d} | TeX present: trafilatura={c['trafilatura']:3d} "

@@ -110,11 +110,11 @@ class ExtractParams(StageParams):
         "trafilatura", description="trafilatura (quality) or resiliparse (speed)"
     )
     favour: Literal["balanced", "precision", "recall"] = Field(
-        "balanced", description="trafilatura: favour precision, recall, or neither"
+        "recall", description="trafilatura: favour precision, recall, or neither (recall scored best, see docs/decisions.md)"
     )
     fallback: bool = Field(
         False,
-        description="trafilatura: also run its readability/jusText fallbacks (slower; no better F1 on news pages)",
+        description="trafilatura: also run its readability/jusText fallbacks (slower; with favour=recall no better F1)",
     )
     include_tables: bool = Field(True, description="keep text inside <table>")
     keep_html: bool = Field(False, description="keep the html column (else it is dropped after extraction)")

@@ -34,35 +34,43 @@ def declared_length(headers) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
-def decode_content(body: bytes, encoding: str | None) -> bytes:
-    """Undo HTTP Content-Encoding; raises PayloadError('bad_content_encoding') if corrupt."""
+def decode_content(body: bytes, encoding: str | None, max_bytes: int | None = None) -> bytes:
+    """Undo HTTP Content-Encoding; raises PayloadError('bad_content_encoding') if corrupt and
+    PayloadError('too_large') once the decoded body would pass ``max_bytes`` (a gzip bomb in
+    a response is inflated no further than that)."""
     coding = (encoding or "").strip().lower()
     if not coding or coding in ("identity", "none", "utf-8"):
         return body
     if coding in ("gzip", "x-gzip", "deflate"):
         if coding != "deflate" and not body.startswith(_GZIP_MAGIC):
             return body  # stored already decoded
-        return _inflate(body)
+        return _inflate(body, max_bytes)
     if coding == "br":
         if body.lstrip()[:1] in (b"<", b""):
             return body
         from fastwarc.stream_io import BrotliReader
 
         try:
-            return BrotliReader(io.BytesIO(body), fsspec_args=False).read()
+            limit = -1 if max_bytes is None else max_bytes + 1
+            out = BrotliReader(io.BytesIO(body), fsspec_args=False).read(limit)
         except OSError:
             raise PayloadError("bad_content_encoding") from None
+        if max_bytes is not None and len(out) > max_bytes:
+            raise PayloadError("too_large")
+        return out
     raise PayloadError("unsupported_content_encoding")
 
 
-def _inflate(body: bytes) -> bytes:
+def _inflate(body: bytes, max_bytes: int | None = None) -> bytes:
     """gzip, zlib or raw deflate; a cut-off stream yields what is there, then is reported."""
     for wbits in (47, -15):  # 47: gzip or zlib header, auto-detected; -15: raw deflate
         inflater = zlib.decompressobj(wbits)
         try:
-            out = inflater.decompress(body)
+            out = inflater.decompress(body, 0 if max_bytes is None else max_bytes + 1)
         except zlib.error:
             continue
+        if max_bytes is not None and len(out) > max_bytes:
+            raise PayloadError("too_large")
         if not inflater.eof:
             raise PayloadError("truncated")
         return out

@@ -75,22 +75,26 @@ class WarcReader(Reader):
         return list(CORE_COLUMNS) + list(WARC_COLUMNS)
 
     def read(self, path: str, batch_size: int) -> Iterator[pa.Table]:
-        from dataengine.connectors.warc_backends import iter_records
+        from dataengine.connectors.warc_backends import NotAnArchive, iter_records
 
         opts = self.options
         name = warc_file_name(path)
         state = {"crawl": opts.crawl or _crawl_from_path(path)}
         rows: list[dict] = []
         size = 0
-        for raw in iter_records(path, self._wanted_types(), self.skipped, state):
-            doc = self._document(raw, name, state.get("crawl"))
-            if doc is None:
-                continue
-            rows.append(doc)
-            size += len(doc["html"])
-            if len(rows) >= batch_size or size >= opts.batch_bytes:
-                yield _to_table(rows)
-                rows, size = [], 0
+        records = iter_records(path, self._wanted_types(), self.skipped, state, opts.max_body_bytes)
+        try:
+            for raw in records:
+                doc = self._document(raw, name, state.get("crawl"))
+                if doc is None:
+                    continue
+                rows.append(doc)
+                size += len(doc["html"])
+                if len(rows) >= batch_size or size >= opts.batch_bytes:
+                    yield _to_table(rows)
+                    rows, size = [], 0
+        except NotAnArchive as exc:
+            self.fail_file(path, str(exc), reason="empty_file" if str(exc).startswith("empty") else "unreadable_file")
         if rows:
             yield _to_table(rows)
 
@@ -117,7 +121,8 @@ class WarcReader(Reader):
             self.skipped["truncated"] += 1
             return None
         try:
-            payload = decode_content(raw.body, raw.headers.get("Content-Encoding") if raw.headers else None)
+            payload = decode_content(raw.body, raw.headers.get("Content-Encoding") if raw.headers else None,
+                                     max_bytes=opts.max_body_bytes)
         except PayloadError as exc:
             if exc.reason != "truncated" or not opts.keep_truncated:
                 self.skipped[exc.reason] += 1

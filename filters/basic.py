@@ -62,14 +62,23 @@ class SqlFilter(Stage):
         return ()
 
     def setup(self) -> None:
-        import duckdb
+        from dataengine.core.errors import StageError
+        from dataengine.core.sql_guard import UnsafeSQL, check_sql, locked_memory_connection
 
-        self._con = duckdb.connect(config={"autoinstall_known_extensions": False})
+        # The predicate is user SQL: one SELECT over the batch, no file or extension access.
+        try:
+            check_sql(self._query())
+        except UnsafeSQL as exc:
+            raise StageError(f"sql_filter: {exc}") from None
+        self._con = locked_memory_connection()
+
+    def _query(self) -> str:
+        return f"SELECT * FROM batch WHERE {self.params.where}"
 
     def process(self, batch: pa.Table) -> pa.Table:
         self._con.register("batch", batch)
         try:
-            return self._con.execute(f"SELECT * FROM batch WHERE {self.params.where}").to_arrow_table()
+            return self._con.execute(self._query()).to_arrow_table()
         finally:
             self._con.unregister("batch")
 

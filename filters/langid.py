@@ -27,7 +27,7 @@ LID176 = "lid.176.ftz"
 
 
 def shipped_model_path() -> str:
-    return str(resources.files("filters") / "data" / LID176)
+    return str(resources.files("dataengine.filters") / "data" / LID176)
 
 
 def load_fasttext(path: str):

@@ -15,12 +15,12 @@ useful is left or a request failed) and ``math_clean_status``: ``ok``, ``no_cont
 
 from __future__ import annotations
 
-from typing import Literal
 
 import pyarrow as pa
 from pydantic import Field
 
-from dataengine.core.stage import Stage, StageParams
+from dataengine.core.stage import Stage
+from dataengine.generators.backends.base import BackendParams
 
 NO_CONTENT_MARKER = "[NO_USEFUL_CONTENT]"
 
@@ -43,10 +43,7 @@ Text:
 {text}"""
 
 
-class MathCleanupParams(StageParams):
-    backend: Literal["transformers", "http", "vllm"] = Field("transformers", description="generators backend")
-    model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
-    backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url")
+class MathCleanupParams(BackendParams):
     max_input_tokens: int = Field(1024, ge=16, description="chunk budget in the model's tokens")
     max_output_tokens: int = Field(1536, ge=1, description="tokens generated per chunk")
     temperature: float = Field(0.0, ge=0, description="0 = greedy (cleanup should not be creative)")

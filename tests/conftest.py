@@ -46,7 +46,7 @@ def corpus_files(tmp_path) -> list[Path]:
 
 def run_cli(*args: str, warehouse: str | os.PathLike | None = None, check: bool = False, timeout: float = 300, **kw):
     """Run the real `dataengine` CLI in a subprocess."""
-    cmd = [sys.executable, "-m", "dataengine.cli"]
+    cmd = [sys.executable, "-P", "-m", "dataengine.cli"]  # -P: the repository folder is not on sys.path
     if warehouse is not None:
         cmd += ["--warehouse", str(warehouse)]
     cmd += list(args)

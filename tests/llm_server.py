@@ -1,9 +1,11 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 for the HTTP backend tests.
 
-It serves a real (tiny, random) transformers model and can be told to misbehave:
+It serves a real (tiny, random) transformers model, or the answers of a ``responder``
+function (deterministic answers for tests that check content), and can be told to misbehave:
 ``faults[n]`` applies to the n-th request it receives (1-based): a status code (``"500"``, ``"429"``),
-``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up) or ``"drop"``
-(close the socket without answering). Requests whose messages contain ``poison`` get a
+``"sleep"`` (say nothing for ``sleep_seconds``, past the client's timeout, then hang up), ``"drop"``
+(close the socket without answering), ``"garbage"`` (200 with a body that is not JSON) or
+``"nochoices"`` (200 with JSON that is not a completion). Requests whose messages contain ``poison`` get a
 500 every time, until the test clears it. Loopback only; every loop is bounded.
 """
 
@@ -17,15 +19,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class LLMServer:
-    def __init__(self, model_dir: str, model_name: str = "tiny"):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    def __init__(self, model_dir: str | None, model_name: str = "tiny", responder=None):
         self.model_name = model_name
-        self.tok = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        self.torch = torch
-        torch.set_num_threads(1)  # requests are served one at a time anyway (model lock)
+        self.responder = responder  # messages -> answer text, instead of a model (deterministic tests)
+        self.delay = 0.0  # seconds each completion takes (tests that kill a client mid-run)
+        if model_dir is not None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.tok = AutoTokenizer.from_pretrained(model_dir)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+            self.torch = torch
+            torch.set_num_threads(1)  # requests are served one at a time anyway (model lock)
         self.faults: dict[int, str] = {}
         self.poison: str | None = None
         self.sleep_seconds = 3.0
@@ -71,6 +76,12 @@ class LLMServer:
                     time.sleep(server.sleep_seconds)
                     self.close_connection = True
                     return
+                if fault == "garbage":
+                    self._raw(200, b"<html><body>502 Bad Gateway from a proxy</body></html>")
+                    return
+                if fault == "nochoices":
+                    self._json(200, {"object": "error", "message": "model is loading"})
+                    return
                 if fault and fault.isdigit():  # "500", "429", "400", ...
                     self._json(int(fault), {"error": {"message": f"injected {fault}"}})
                     return
@@ -84,7 +95,9 @@ class LLMServer:
                     pass  # the client gave up (timeout fault)
 
             def _json(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+                self._raw(status, json.dumps(payload).encode())
+
+            def _raw(self, status: int, data: bytes) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
@@ -106,6 +119,10 @@ class LLMServer:
 
     # -- the model ---------------------------------------------------------------------
     def complete(self, body: dict) -> dict:
+        if self.delay:
+            time.sleep(self.delay)
+        if self.responder is not None:
+            return self.scripted(body)
         prompt = self.tok.apply_chat_template(body["messages"], tokenize=False, add_generation_prompt=True)
         max_tokens = int(body.get("max_tokens") or 16)
         temperature = float(body.get("temperature") or 0)
@@ -137,6 +154,22 @@ class LLMServer:
             ],
             "usage": {"prompt_tokens": enc["input_ids"].shape[1], "completion_tokens": len(new),
                       "total_tokens": enc["input_ids"].shape[1] + len(new)},
+        }
+
+
+    def scripted(self, body: dict) -> dict:
+        """The responder's answer, with word counts as token usage."""
+        text = self.responder(body["messages"])
+        prompt_words = sum(len(m.get("content", "").split()) for m in body["messages"])
+        with self._lock:
+            self.generated += 1
+            self.generated_prompts.append(body["messages"][-1].get("content", ""))
+        return {
+            "id": f"chatcmpl-{self.generated}", "object": "chat.completion", "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_words, "completion_tokens": len(text.split()),
+                      "total_tokens": prompt_words + len(text.split())},
         }
 
 

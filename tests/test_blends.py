@@ -37,6 +37,7 @@ MIX = {
 }
 
 
+@pytest.mark.slow
 def test_freeze_is_reproducible_and_versions_are_immutable(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -59,6 +60,7 @@ def test_freeze_is_reproducible_and_versions_are_immutable(corpus):
     assert long_row["ids_added"] == 1 and long_row["ids_removed"] == 0 and long_row["status"] == "changed"
 
 
+@pytest.mark.slow
 def test_effective_epochs_and_cap_warning(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -104,6 +106,7 @@ def _read_megatron(prefix: str):
     return version, code, list(docs), seqs
 
 
+@pytest.mark.slow
 def test_megatron_files_read_back_by_independent_reader(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -127,6 +130,7 @@ def test_megatron_files_read_back_by_independent_reader(corpus):
     assert Path(v["manifest"]).stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_sampled_shares_match_weights_and_resume_is_exact(corpus):
     blends = Blends(corpus)
     blends.create(MIX)
@@ -144,6 +148,7 @@ def test_sampled_shares_match_weights_and_resume_is_exact(corpus):
     assert not all(np.array_equal(a, other_seed[i]) for i, a in enumerate(full[:20]))
 
 
+@pytest.mark.slow
 def test_two_phase_blend_switches_at_token_share(corpus):
     blends = Blends(corpus)
     blends.create(
@@ -162,6 +167,7 @@ def test_two_phase_blend_switches_at_token_share(corpus):
     assert comps[:750] == ["all"] * 750 and comps[750:] == ["long"] * 250
 
 
+@pytest.mark.slow
 def test_cli_blend_roundtrip_and_trained_tokenizer(corpus, tmp_path):
     w = corpus.config.root
     proc = run_cli("blend", "create", "cli", "-c", "all=SELECT id, text FROM docs:1", warehouse=w, check=True)
@@ -182,6 +188,7 @@ def test_cli_blend_roundtrip_and_trained_tokenizer(corpus, tmp_path):
     assert bad.returncode == 1 and "selects no 'text' column" in bad.stderr
 
 
+@pytest.mark.slow
 def test_blend_from_yaml_file(corpus, tmp_path):
     path = tmp_path / "blend.yaml"
     path.write_text(
@@ -200,11 +207,13 @@ def test_blend_from_yaml_file(corpus, tmp_path):
     assert bad.returncode == 1 and "token shares must sum to 1" in bad.stderr
 
 
+@pytest.mark.slow
 def test_blend_composition_html_report(corpus, tmp_path):
     Blends(corpus).create(MIX)
     Blends(corpus).freeze("mix")
     out = tmp_path / "blend.html"
     run_cli("blend", "show", "mix@1", "--html", str(out), warehouse=corpus.config.root, check=True)
     page = out.read_text()
-    assert page.startswith("<!doctype html>") and page.count("<svg") == 3
-    assert "long" in page and "short" in page and "70%" in page
+    assert page.startswith("<!doctype html>") and page.count("<svg") == 3 and "<script" not in page
+    assert 'data-chart="token share per component (%)" data-mark="rect" data-points="4"' in page  # planned + available
+    assert "long" in page and "short" in page and "<td class=\"num\">70</td>" in page  # sampled share %

@@ -16,8 +16,8 @@ from dataengine.filters.classifiers import Classifiers
 from dataengine.warehouse import Warehouse
 
 DATA = Path(__file__).parent / "data"
-ARTICLES = "SELECT text FROM pages WHERE meta->>'kind' = 'article'"
-BOILERPLATE = "SELECT text FROM pages WHERE meta->>'kind' = 'boilerplate'"
+ARTICLES = "SELECT text FROM pages WHERE kind = 'article'"
+BOILERPLATE = "SELECT text FROM pages WHERE kind = 'boilerplate'"
 
 
 def _one_line_error(proc, needle: str) -> None:
@@ -38,6 +38,7 @@ def trained(tmp_path_factory):
     return w, proc
 
 
+@pytest.mark.slow
 def test_cli_training_separates_held_out_pages(trained):
     w, proc = trained
     assert "trained article@1" in proc.stdout
@@ -57,6 +58,7 @@ def test_cli_training_separates_held_out_pages(trained):
     print(f"held-out: {metrics}")
 
 
+@pytest.mark.slow
 def test_training_again_adds_a_version(trained):
     w, _ = trained
     run_cli("classifier", "train", "--positive", ARTICLES, "--negative", BOILERPLATE, "--name", "article",
@@ -68,13 +70,14 @@ def test_training_again_adds_a_version(trained):
     assert (Path(w) / "models" / "article" / "v2" / "model.bin").exists()
 
 
+@pytest.mark.slow
 def test_scoring_stage_by_name_and_by_path(trained):
     w, _ = trained
     path = str(Path(w) / "models" / "article" / "v1" / "model.bin")
     spec = f"classifiers:classifiers=[{{name: art, model: article@1}}, {{name: boiler, model: '{path}', label: lq}}]"
     run_cli("run", "--from", "pages", "--stage", spec, "--to", "scored", "-q", warehouse=w, check=True)
     rows = Warehouse(w).sql(
-        "SELECT meta->>'kind' AS kind, avg(art_score) AS art, avg(boiler_score) AS boiler, count(art_score) AS n "
+        "SELECT kind AS kind, avg(art_score) AS art, avg(boiler_score) AS boiler, count(art_score) AS n "
         "FROM scored GROUP BY 1 ORDER BY 1"
     ).to_pylist()
     article, boiler = rows
@@ -100,6 +103,7 @@ def test_stage_scores_equal_a_plain_fasttext_loop(trained):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_missing_model_fails_before_any_work(trained):
     w, _ = trained
     wh = Warehouse(w)
@@ -171,6 +175,7 @@ def _direct_scores(folder: Path, texts: list[str], index: int | None):
     return np.array(out)
 
 
+@pytest.mark.slow
 def test_hf_classifier_and_regression_from_a_local_path(tmp_path):
     texts = ["the city and the river", "login menu home cookie privacy", "", "news of the city was on the page"]
     cls_dir = _tiny_bert(tmp_path / "cls", 2, {0: "low", 1: "high"})

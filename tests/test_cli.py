@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -22,6 +25,7 @@ def test_missing_warehouse_folder(tmp_path):
     _assert_one_line_error(proc, "no warehouse at")
 
 
+@pytest.mark.slow
 def test_bad_sql_and_missing_table(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -30,6 +34,7 @@ def test_bad_sql_and_missing_table(tmp_path):
     _assert_one_line_error(run_cli("history", "missing_table", warehouse=w), "does not exist")
 
 
+@pytest.mark.slow
 def test_malformed_yaml_and_unknown_stage(tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -42,6 +47,7 @@ def test_malformed_yaml_and_unknown_stage(tmp_path):
     _assert_one_line_error(run_cli("run", str(tmp_path / "absent.yaml"), warehouse=w), "does not exist")
 
 
+@pytest.mark.slow
 def test_inline_run_sql_formats_tables_history(tmp_path, corpus_files):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)
@@ -56,7 +62,10 @@ def test_inline_run_sql_formats_tables_history(tmp_path, corpus_files):
     n, m = map(int, csv.stdout.splitlines()[1].split(","))
     assert 0 < n < 400 and m > 300
     js = run_cli("sql", "SELECT id FROM raw ORDER BY id LIMIT 3", "--format", "json", warehouse=w, check=True)
-    assert [len(json.loads(line)["id"]) for line in js.stdout.splitlines()] == [32, 32, 32]
+    ids = [r["id"] for r in json.loads(js.stdout)]  # --format json: one JSON array
+    assert len(ids) == 3 and ids == sorted(ids)
+    jl = run_cli("sql", "SELECT id FROM raw ORDER BY id LIMIT 3", "--format", "jsonl", warehouse=w, check=True)
+    assert [json.loads(line)["id"] for line in jl.stdout.splitlines()] == ids  # --format jsonl: JSON lines
     out = tmp_path / "o.parquet"
     run_cli("sql", "SELECT * FROM long_docs", "--format", "parquet", "--output", str(out), warehouse=w, check=True)
     assert pq.read_table(out).num_rows == n
@@ -76,8 +85,13 @@ def test_environment_variable_selects_warehouse(tmp_path):
     assert (tmp_path / "envw" / "dataengine.yaml").exists()
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     proc = run_cli("demo", "-q", warehouse=tmp_path / "demo", check=True, timeout=240)
     assert "demo finished" in proc.stdout
+    import re
+
+    report = Path(re.search(r"table report \(.*\): (\S+raw\.html)", proc.stdout).group(1))  # the demo's last step
+    assert report.exists() and 'data-chart="documents per language"' in report.read_text()
     check = run_cli("sql", "SELECT count(*) FROM raw", "--format", "csv", warehouse=tmp_path / "demo", check=True)
     assert int(check.stdout.splitlines()[1]) > 0

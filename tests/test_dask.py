@@ -21,6 +21,9 @@ from distributed_fixtures import build_versioned_table, dask_client, first_diffe
 from dataengine.warehouse.distributed import dask_snapshot
 
 
+pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
+
+
 @pytest.fixture(scope="module")
 def client():
     return dask_client()

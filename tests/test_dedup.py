@@ -54,7 +54,7 @@ def test_dolma_fixture_second_copies_are_flagged(dolma_twice):
     )
     run_pipeline(pipe, wh, progress=False)
     rows = wh.sql(
-        "SELECT json_extract(meta, '$.copy')::INT AS copy, url, dup_keep, url_dup_keep, fuzzy_dup_keep, "
+        "SELECT copy::INT AS copy, url, dup_keep, url_dup_keep, fuzzy_dup_keep, "
         "fuzzy_dup_cluster_size FROM raw"
     ).to_pylist()
     assert len(rows) == 20
@@ -148,6 +148,7 @@ def test_url_normalisation():
     assert normalise_url("http://[bad") == "http://[bad"
 
 
+@pytest.mark.slow
 def test_dedup_report_cli(dolma_twice):
     w = dolma_twice.config.root
     run_cli("run", "--from", "raw", "--stage", "fuzzy_dedup", "--to", "raw", "-q", warehouse=w, check=True)
@@ -157,7 +158,7 @@ def test_dedup_report_cli(dolma_twice):
     assert "duplicate rate" in out and "50.0%" in out
     hosts = {d["metadata"]["url"].split("/")[2] for d in _dolma_docs()}
     assert sum(h in out for h in hosts) >= 3  # example URLs of the largest clusters
-    from dataengine.filters.dedup_report import dedup_report
+    from dataengine.reports.dedup import dedup_report
 
     (report,) = dedup_report(dolma_twice, "raw")
     assert report["histogram"] == [{"size": "2", "clusters": 10, "docs": 20}]

@@ -16,6 +16,9 @@ from dataengine.core.pipeline import pipeline_from_dict
 from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_dup_corpus
 from dataengine.warehouse import Warehouse, init_warehouse
 
+pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
+
+
 EXECUTORS = ("local", "dask", "spark")
 
 

@@ -67,6 +67,15 @@ def test_trafilatura_path_loses_nothing_against_direct_trafilatura(aeb_pages, ae
     assert f1_ours > 0.85
 
 
+def test_default_scores_above_trafilatura_library_defaults(aeb_pages, aeb_warc):
+    """The stage's default (favour recall, no fallback) against ``trafilatura.extract(page)`` as is."""
+    ours = pipeline_texts(aeb_warc, {})
+    direct = [trafilatura.extract(p["html"], url=p["url"]) for p in aeb_pages]
+    f1_ours = sum(token_f1(ours[p["url"]], p["truth"]) for p in aeb_pages) / len(aeb_pages)
+    f1_direct = sum(token_f1(t, p["truth"]) for t, p in zip(direct, aeb_pages)) / len(aeb_pages)
+    assert f1_ours > f1_direct
+
+
 def test_resiliparse_path_extracts_the_articles(aeb_pages, aeb_warc):
     ours = pipeline_texts(aeb_warc, {"extractor": "resiliparse"})
     f1 = sum(token_f1(ours[p["url"]], p["truth"]) for p in aeb_pages) / len(aeb_pages)

@@ -34,6 +34,7 @@ def server(llm_server):  # noqa: F811
     llm_server.poison = None
 
 
+@pytest.mark.slow
 def test_retries_through_500_timeout_drop_and_429(server):
     server.faults.update({1: "500", 2: "sleep", 3: "drop", 4: "429"})
     reqs = [GenerationRequest.chat([{"role": "user", "content": f"say {w}"}], SP, seed=1) for w in ("a", "b", "c")]
@@ -67,6 +68,7 @@ def _docs(n: int, poisoned: set[int]) -> list[dict]:
     ]
 
 
+@pytest.mark.slow
 def test_generate_over_flaky_server_records_errors_and_rerun_fills_gaps(server, wh):
     wh.write_table("docs", pa.Table.from_pylist(_docs(8, poisoned={2, 5})))
     server.poison = "POISON"
@@ -102,6 +104,7 @@ def test_generate_over_flaky_server_records_errors_and_rerun_fills_gaps(server, 
     assert [r["from_cache"] for r in rows] == [r["source_id"] not in ("d2", "d5") for r in rows]
 
 
+@pytest.mark.slow
 def test_cli_generate_with_the_http_backend(server, tmp_path):
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

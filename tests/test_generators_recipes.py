@@ -144,6 +144,7 @@ def test_cache_keys_on_model_prompt_params_and_seed(tmp_path, backend):
     assert len(cache) == 1
 
 
+@pytest.mark.slow
 def test_cli_generate_with_the_transformers_backend(tmp_path, tiny_model_dir):  # noqa: F811
     w = tmp_path / "w"
     run_cli("init", warehouse=w, check=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import gzip
 import json
 import shutil
@@ -12,6 +14,7 @@ from conftest import run_cli
 DATA = Path(__file__).parent / "data" / "warc"
 
 
+@pytest.mark.slow
 def test_ingest_warc_counts_skips_and_is_idempotent(wh):
     files = [str(DATA / n) for n in ("warcfile.warc.gz", "example-bad-non-chunked.warc.gz",
                                       "example-wrong-chunks.warc.gz", "example.arc.gz", "clueweb-quirk.warc.gz")]
@@ -31,6 +34,7 @@ def test_ingest_warc_counts_skips_and_is_idempotent(wh):
     assert wh.sql("SELECT id FROM raw ORDER BY id").column(0).to_pylist() == ids
 
 
+@pytest.mark.slow
 def test_html_table_allows_re_extraction_without_the_warc(wh, tmp_path):
     warc = tmp_path / "cc.warc.gz"
     shutil.copy(DATA / "warcfile.warc.gz", warc)
@@ -45,6 +49,7 @@ def test_html_table_allows_re_extraction_without_the_warc(wh, tmp_path):
     assert "html" in wh.schema("html").names and "html" not in wh.schema("docs").names
 
 
+@pytest.mark.slow
 def test_ingest_cc_listing_with_local_mirror_and_limit(wh, tmp_path):
     mirror = tmp_path / "mirror"
     crawl = "CC-MAIN-2024-22"
@@ -71,6 +76,7 @@ def test_ingest_cc_listing_with_local_mirror_and_limit(wh, tmp_path):
     assert wh.sql("SELECT count(*) FROM cc JOIN cc_all USING (id)").column(0)[0].as_py() == 1
 
 
+@pytest.mark.slow
 def test_ingest_jsonl_with_langid(wh, tmp_path):
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in

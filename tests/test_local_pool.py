@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dataengine.engine import run_pipeline
 from dataengine.core.pipeline import pipeline_from_dict
 
@@ -18,6 +20,7 @@ def _pipeline(files, workers, table):
     )
 
 
+@pytest.mark.slow
 def test_driver_and_pool_give_the_same_rows_as_one_worker_in_one_snapshot(wh, corpus_files):
     one = run_pipeline(_pipeline(corpus_files[:5], 1, "one"), wh, progress=False)
     before = wh.current_snapshot()

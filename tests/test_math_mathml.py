@@ -95,3 +95,45 @@ def test_mathjax3_mathml_of_the_rendered_set_beats_the_first_measurement():
             renders += equal
     assert len(records) == 443
     assert canonical / len(records) > 0.366 and renders / scored > 0.630
+
+
+def test_pairs_keep_the_issue_18_rates():
+    """Floors at the issue-18 measurement (benchmarks/RESULTS.md): mathml-to-latex 0.733 / 0.763,
+    mathpix 0.676 / 0.941 (aligned rows that start with "&" keep their empty first column)."""
+    canonical, renderback, _ = _rates("mathml-to-latex_tests.jsonl.gz")
+    assert canonical >= 99 / 135 - 1e-9 and renderback >= 0.76
+    canonical, renderback, _ = _rates("mathpix_mathjax_mathml.jsonl.gz")
+    assert canonical >= 23 / 34 - 1e-9 and renderback >= 32 / 34 - 1e-9
+
+
+# MathML as Wikipedia (MathJax 2 TeX -> MathML) and MathJax 3 write it, without annotation
+_M = '<math xmlns="http://www.w3.org/1998/Math/MathML">{}</math>'
+
+
+@pytest.mark.parametrize("markup,expected", [
+    # \operatorname{E}: an upright letter applied as a function
+    ('<mi mathvariant="normal">E</mi><mo>&#x2061;</mo><mo stretchy="false">[</mo><mi>X</mi><mo stretchy="false">]</mo>',
+     r"\operatorname{E}[X]"),
+    # cases: "{" + table + the empty fence cases writes (Wikipedia / MathJax 2)
+    ('<mrow><mo>{</mo><mrow><mtable columnalign="left left" rowspacing=".2em"><mtr><mtd><mn>1</mn></mtd>'
+     '<mtd><mtext>if&#xA0;</mtext><mi>x</mi></mtd></mtr><mtr><mtd><mn>0</mn></mtd><mtd><mtext>otherwise</mtext></mtd>'
+     '</mtr></mtable></mrow><mo fence="true" stretchy="true" symmetric="true"></mo></mrow>',
+     r"\begin{cases}1 & \text{if }x \\ 0 & \text{otherwise}\end{cases}"),
+    # \left\{ array \right. (MathJax 2 spaces array rows 4pt)
+    ('<mrow><mo>{</mo><mtable rowspacing="4pt" columnalign="left"><mtr><mtd><mi>a</mi></mtd></mtr>'
+     '<mtr><mtd><mi>b</mi></mtd></mtr></mtable><mo fence="true" stretchy="true" symmetric="true"></mo></mrow>',
+     r"\left\{\begin{array}{l}a \\ b\end{array}\right."),
+    # a matrix in plain parentheses (fences are stretchy by the operator dictionary)
+    ('<mrow><mo>(</mo><mtable><mtr><mtd><mn>1</mn></mtd><mtd><mn>0</mn></mtd></mtr></mtable><mo>)</mo></mrow>',
+     r"\begin{pmatrix}1 & 0\end{pmatrix}"),
+    ('<mrow><mo>‖</mo><mtable><mtr><mtd><mi>a</mi></mtd></mtr></mtable><mo>‖</mo></mrow>',
+     r"\begin{Vmatrix}a\end{Vmatrix}"),
+    # \text keeps no source indentation
+    ("<mtext>for all\n        positive   integers</mtext><mi>n</mi>", r"\text{for all positive integers}n"),
+    ('<mtext mathvariant="double-struck">R</mtext>', r"\mathbb{R}"),
+    ("<mi>á</mi><mo>+</mo><mi>ö</mi>", r"\acute{a}+\ddot{o}"),
+])
+def test_wikipedia_and_mathjax_forms(markup, expected):
+    tex = mathml_to_latex(_M.format(markup))
+    assert tex == expected
+    assert renders_equal(tex, expected)

@@ -143,6 +143,7 @@ def test_hf_regression_classifier_from_a_local_folder(tmp_path):
     np.testing.assert_allclose(out["math_score"].to_numpy(), expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_ingest_then_math_extract_into_the_warehouse(pages_warc, tmp_path):
     """The real CLI: WARC -> raw html table -> `run --stage math_extract` -> a DuckLake table."""
     from conftest import run_cli

@@ -136,6 +136,7 @@ def test_bad_levels_and_missing_thresholds_fail_before_work(scored):
         fit_thresholds(wh, "docs", ["a"], weight="no_such_column")
 
 
+@pytest.mark.slow
 def test_cli_fit_apply_view_and_report(tmp_path):
     from dataengine.warehouse import Warehouse, init_warehouse
 

@@ -19,6 +19,9 @@ from distributed_fixtures import build_versioned_table, first_difference, sorted
 from dataengine.warehouse.distributed import spark_snapshot
 
 
+pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
+
+
 @pytest.fixture(scope="module")
 def spark():
     return spark_session()

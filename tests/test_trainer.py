@@ -30,6 +30,9 @@ from dataengine.warehouse import Warehouse, init_warehouse
 from dataengine.warehouse.blends import Blends
 from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer
 
+pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
+
+
 TINY = {  # a tiny model that still learns something in a few hundred steps
     "model": {"preset": "tiny", "seq_len": 64},
     "data": {"micro_batch_size": 8, "val_samples": 64},
@@ -94,10 +97,14 @@ def test_adamw_learns_well_below_the_unigram_baseline(adamw_run):
     losses = [m for m in _metrics(out) if "loss" in m]
     assert [m["step"] for m in losses] == list(range(1, 301))
     assert all(np.isfinite(m["grad_norm"]) and m["tokens_per_s"] > 0 for m in losses)
-    report = (out / "report.html").read_text()
-    assert report.count("<polyline") == 2 and "unigram baseline" in report and "<script" not in report
+    from dataengine.api.reports import training_report_file  # what `dataengine train` writes when a run ends
+
+    report = training_report_file(summary, out).read_text()
+    assert "<script" not in report and 'data-chart="loss" data-mark="line" data-points="2"' in report
     svg = ElementTree.fromstring(report[report.index("<svg"): report.index("</svg>") + 6])  # well-formed SVG
-    assert svg.tag.endswith("svg") and len(svg.findall("{http://www.w3.org/2000/svg}circle")) == 3  # 3 evals
+    lines = svg.findall(".//{http://www.w3.org/2000/svg}g[@class='mark-line role-mark layer_0_marks']/{http://www.w3.org/2000/svg}path")
+    assert len(lines) == 2  # train and validation loss
+    assert len(svg.findall(".//{http://www.w3.org/2000/svg}g[@class='mark-rule role-mark layer_1_marks']/*")) == 1  # unigram
 
 
 def test_muon_runs_and_learns(lake, tmp_path):
@@ -180,7 +187,7 @@ def test_kill_and_resume_gives_the_uninterrupted_losses(lake, tmp_path):
     rows = run_cli("sql", "SELECT blend_ref, steps, optimizer, final_val_loss, resumed_from FROM "
                    "dataengine.training_runs WHERE blend = 'shakes' AND blend_version = 1 AND steps = 90",
                    "--format", "json", warehouse=root, check=True).stdout
-    recorded = [json.loads(line) for line in rows.splitlines()]
+    recorded = json.loads(rows)
     assert len(recorded) == 2 and {r["optimizer"] for r in recorded} == {"muon"}
     assert recorded[0]["final_val_loss"] == recorded[1]["final_val_loss"]
     assert sum(r["resumed_from"] is not None for r in recorded) == 1
@@ -278,3 +285,18 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
     for before, after in zip(fsdp_rows, rerun_rows):
         for key in before.keys() - {"tokens_per_s"}:
             assert after[key] == pytest.approx(before[key], rel=1e-6), (before["step"], key)
+
+
+def test_resume_with_another_preset_or_learning_rate_is_refused_with_the_reason(lake, tmp_path):
+    from dataengine.trainer.checkpoint import ResumeMismatch
+
+    train(lake["manifest"], _cfg(steps=2, checkpoint_every=2), tmp_path, lake["tok"].tokenizer)
+    with pytest.raises(ResumeMismatch, match=r"another model \(model.preset: checkpoint 'tiny', this run 'small'"):
+        train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"model.preset": "small"}), tmp_path,
+              lake["tok"].tokenizer, force=True)  # no force can make other weights fit
+    with pytest.raises(ResumeMismatch, match=r"optimizer.lr: checkpoint 0.003, this run 0.001.*--force"):
+        train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"optimizer.lr": 1e-3}), tmp_path,
+              lake["tok"].tokenizer)
+    summary = train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"optimizer.lr": 1e-3}), tmp_path,
+                    lake["tok"].tokenizer, force=True)
+    assert summary["resumed_from"].endswith("step-0000002") and "optimizer.lr" in summary["forced_mismatch"]

@@ -37,6 +37,7 @@ def test_connections_reuse_one_instance_per_mode(wh):
     assert len(lake._SHARED) == 2
 
 
+@pytest.mark.slow
 def test_shared_connection_sees_commits_of_another_process(wh):
     wh.write_table("t", pa.table({"id": ["a"]}))
     before = wh.current_snapshot()
@@ -97,6 +98,7 @@ def test_failed_commit_leaves_the_shared_instance_usable(wh, tmp_path):
     assert sorted(wh.sql("SELECT id FROM t").column(0).to_pylist()) == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_recreated_warehouse_at_same_path_gets_a_fresh_instance(tmp_path):
     root = tmp_path / "wh"
     init_warehouse(root)

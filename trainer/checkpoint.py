@@ -55,8 +55,10 @@ def _model_and_optim_state(model, optimizers, sharded: bool) -> tuple[dict, list
 
 
 def save_checkpoint(folder: Path, step: int, model, optimizers, schedulers, meta: dict, rank: int = 0,
-                    sharded: bool = False, keep: int = 2) -> Path | None:
-    """Write checkpoint ``step`` under ``folder``; returns its path on rank 0."""
+                    sharded: bool = False, keep: int = 2, extra: dict | None = None) -> Path | None:
+    """Write checkpoint ``step`` under ``folder``; returns its path on rank 0.
+
+    ``extra``: more state to restore with it (post-training: a reference model, counters)."""
     model_state, optim_states = _model_and_optim_state(model, optimizers, sharded)
     if rank != 0:
         return None
@@ -71,6 +73,8 @@ def save_checkpoint(folder: Path, step: int, model, optimizers, schedulers, meta
         "rng": rng_state(),
         "step": step,
     }
+    if extra is not None:
+        state["extra"] = extra
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({**meta, "step": step}, indent=1, default=str))
     shutil.rmtree(final, ignore_errors=True)
@@ -111,6 +115,54 @@ def check_compatible(meta: dict, manifest: dict, force: bool) -> list[str]:
         raise ResumeMismatch("refusing to resume: " + "; ".join(diffs) + " (use --force to resume anyway, "
                              "or a new --output folder to start fresh)")
     return diffs
+
+
+#: Config sections a resumed run must share with its checkpoint (a difference changes what the
+#: restored optimizer state, schedule position and data position mean). ``steps``, evaluation
+#: and checkpoint intervals and ``runtime`` may change between attempts.
+RESUME_SECTIONS = ("model", "optimizer", "schedule", "data")
+#: Model fields that change the shapes of the weights: no --force can resume across them.
+SHAPE_FIELDS = ("model.preset", "model.overrides")
+
+
+def config_differences(saved: dict | None, current: dict) -> list[tuple[str, object, object]]:
+    """(dotted key, checkpoint value, this run's value) for every differing field of RESUME_SECTIONS."""
+    if not saved:
+        return []
+    diffs = []
+
+    def walk(prefix: str, a, b):
+        if isinstance(a, dict) and isinstance(b, dict) and prefix not in SHAPE_FIELDS:
+            for key in sorted(set(a) | set(b)):
+                walk(f"{prefix}.{key}", a.get(key), b.get(key))
+        elif _normalised(a) != _normalised(b):
+            diffs.append((prefix, a, b))
+
+    for section in RESUME_SECTIONS:
+        walk(section, saved.get(section, {}), current.get(section, {}))
+    return diffs
+
+
+def _normalised(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_config(saved: dict | None, current: dict, output, force: bool) -> list[str]:
+    """Refuse to resume a checkpoint trained with another model (always) or other optimizer,
+    schedule or data settings (unless forced); returns the differences ``force`` let through."""
+    diffs = config_differences(saved, current)
+    if not diffs:
+        return []
+    shown = "; ".join(f"{key}: checkpoint {old!r}, this run {new!r}" for key, old, new in diffs)
+    if any(key in SHAPE_FIELDS for key, _, _ in diffs):
+        raise ResumeMismatch(
+            f"cannot resume the checkpoint in {output}: it was trained with another model ({shown}), whose "
+            "weights do not fit this one; use a new --output folder to start fresh")
+    if not force:
+        raise ResumeMismatch(
+            f"refusing to resume the checkpoint in {output} with other settings ({shown}); use --force to "
+            "continue with the new settings, or a new --output folder to start fresh")
+    return [f"config {shown}"]
 
 
 def load_checkpoint(path: Path, model, optimizers, schedulers, sharded: bool = False,

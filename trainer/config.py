@@ -7,6 +7,7 @@ to a default and change the run).
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -87,14 +88,27 @@ class TrainConfig(_Strict):
         return self
 
 
-def load_config(path: str | Path | None, overrides: dict | None = None) -> TrainConfig:
-    """Read a YAML config (or the defaults) and apply dotted-key overrides like ``{"steps": 10}``."""
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None, config_class: type = TrainConfig,
+                defaults: dict | None = None) -> TrainConfig:
+    """Read a YAML config (or the defaults) and apply dotted-key overrides like ``{"steps": 10}``.
+
+    ``config_class`` validates (post-training extends TrainConfig); ``defaults`` is a nested
+    dict under the file's values (a post-training stage's own defaults, e.g. a smaller lr)."""
     raw: dict = {}
     if path is not None:
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except FileNotFoundError:
             raise DataEngineError(f"no config file {path}") from None
+    if defaults:
+        raw = _deep_merge(copy.deepcopy(defaults), raw)
     for key, value in (overrides or {}).items():
         node = raw
         *parents, leaf = key.split(".")
@@ -102,7 +116,7 @@ def load_config(path: str | Path | None, overrides: dict | None = None) -> Train
             node = node.setdefault(p, {})
         node[leaf] = value
     try:
-        return TrainConfig.model_validate(raw)
+        return config_class.model_validate(raw)
     except ValidationError as exc:  # one line per the CLI's rule: "field: problem; field: problem"
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
         raise DataEngineError(f"invalid training config {path or ''}: {problems}") from None

@@ -6,7 +6,7 @@ Output folder layout::
                               and per evaluation {"step", "val_loss"}
     OUTPUT/checkpoints/       resumable checkpoints (trainer/checkpoint.py)
     OUTPUT/model/             transformers folder with tokenizer (trainer/hf_export.py)
-    OUTPUT/report.html        loss curves (trainer/report.py)
+    OUTPUT/report.html        loss and throughput curves (written by dataengine.api.train)
     OUTPUT/summary.json       final metrics, also recorded in the warehouse by the CLI
 
 Reproducibility: the model is initialised from ``runtime.init_seed``; step ``s`` reads a fixed
@@ -174,6 +174,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     if latest is not None:
         meta = json.loads((latest / "meta.json").read_text())
         forced = ckpt.check_compatible(meta, manifest, force)
+        forced += ckpt.check_config(meta.get("config"), cfg.model_dump(mode="json"), output, force)
         if meta.get("global_batch") != stream.global_batch and not force:
             raise ckpt.ResumeMismatch(
                 f"refusing to resume: checkpoint global batch {meta.get('global_batch')} != {stream.global_batch} "
@@ -254,7 +255,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     summary = None
     if env.is_main:
         from dataengine.trainer.hf_export import save_hf_folder
-        from dataengine.trainer.report import read_metrics, write_report
+        from dataengine.trainer.report import read_metrics
 
         rows = read_metrics(metrics.path)
         losses = [r for r in rows if "loss" in r]
@@ -287,7 +288,6 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             "model_path": str(model_dir),
             "report_path": str(output / "report.html"),
         }
-        write_report(output / "report.html", rows, summary, cfg.model_dump(mode="json"))
         (output / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -23,6 +23,8 @@ SCHEMA = pa.schema([
     ("checkpoint_path", pa.string()), ("model_path", pa.string()), ("report_path", pa.string()),
     ("resumed_from", pa.string()), ("config", pa.string()), ("started_at", pa.timestamp("us", tz="UTC")),
     ("finished_at", pa.timestamp("us", tz="UTC")),
+    # post-training (docs/posttraining.md): the stage, the model it started from, its own final metrics
+    ("stage", pa.string()), ("init_model", pa.string()), ("stage_metrics", pa.string()),
 ])
 
 
@@ -30,6 +32,8 @@ def record_run(warehouse, summary: dict, config: dict, started_at: dt.datetime) 
     """Append the run to the catalog (one snapshot); returns the snapshot id."""
     row = {name: summary.get(name) for name in SCHEMA.names}
     row["config"] = json.dumps(config, sort_keys=True)
+    row["stage"] = summary.get("stage") or "pretrain"
+    row["stage_metrics"] = json.dumps(summary["stage_metrics"], default=str) if summary.get("stage_metrics") else None
     row["started_at"] = started_at
     row["finished_at"] = dt.datetime.now(dt.timezone.utc)
     return warehouse.write_table(TABLE, pa.Table.from_pylist([row], schema=SCHEMA))

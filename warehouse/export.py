@@ -116,10 +116,15 @@ def export_components(blends, comps: list[dict], snapshot: int, tokenizer: str, 
     """Export every component; returns tokenizer info and per-component token files."""
     from dataengine.warehouse.tokenizers import load_tokenizer
 
+    from dataengine.warehouse.row_export import export_rows_component
+
     tok = load_tokenizer(tokenizer, blends.wh)
     out = []
     for comp in comps:
-        rec = export_component(blends, comp, snapshot, tok, workers=workers)
+        if comp.get("shape", "text") != "text":  # chat / preference / verifiable: normalized rows
+            rec = export_rows_component(blends, comp, snapshot, tok)
+        else:
+            rec = export_component(blends, comp, snapshot, tok, workers=workers)
         out.append({"component": comp["name"], **rec})
     return {"tokenizer": tok.name, "tokenizer_hash": tok.hash, "eos_id": tok.eos_id,
             "vocab_size": tok.vocab_size, "components": out}
@@ -137,20 +142,56 @@ def export_version(blends, ref: str, tokenizer: str | None = None, workers: int 
     if manifest_path.exists():
         return manifest_path
     comps = [
-        {"name": c["component"], "sql": c["sql"], "rows": c["rows"], "content_hash": c["content_hash"]}
+        {"name": c["component"], "sql": c["sql"], "rows": c["rows"], "content_hash": c["content_hash"],
+         "shape": c["shape"], "reasoning": c["reasoning"]}
         for c in version["components"]
     ]
     exported = export_components(blends, comps, version["snapshot_id"], tok_spec, workers=workers)
     by_name = {c["component"]: c for c in exported["components"]}
-    manifest = {
+    if version["shape"] != "text":
+        manifest = _rows_manifest(version, tok, seed, by_name)
+    else:
+        manifest = {
+            "blend": version["blend"],
+            "version": version["version"],
+            "blend_content_hash": version["content_hash"],
+            "snapshot_id": version["snapshot_id"],
+            "tokenizer": tok.name,
+            "tokenizer_hash": tok.hash,
+            "eos_id": tok.eos_id,
+            "vocab_size": tok.vocab_size,
+            "seed": seed,
+            "phases": version["phases"],
+            "components": [
+                {
+                    "name": c["component"],
+                    "phase": c["phase"],
+                    "weight": c["weight"],
+                    "max_epochs": c["max_epochs"],
+                    "rows": c["rows"],
+                    **{k: by_name[c["component"]][k] for k in ("prefix", "documents", "tokens", "dtype", "bin_sha256", "idx_sha256")},
+                }
+                for c in version["components"]
+            ],
+        }
+    manifest["manifest_hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = manifest_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, manifest_path)
+    return manifest_path
+
+
+def _rows_manifest(version: dict, tok, seed: int, by_name: dict) -> dict:
+    """The manifest of a chat / preference / verifiable version: row files, not token files."""
+    return {
         "blend": version["blend"],
         "version": version["version"],
+        "shape": version["shape"],
         "blend_content_hash": version["content_hash"],
         "snapshot_id": version["snapshot_id"],
         "tokenizer": tok.name,
         "tokenizer_hash": tok.hash,
-        "eos_id": tok.eos_id,
-        "vocab_size": tok.vocab_size,
         "seed": seed,
         "phases": version["phases"],
         "components": [
@@ -160,14 +201,9 @@ def export_version(blends, ref: str, tokenizer: str | None = None, workers: int 
                 "weight": c["weight"],
                 "max_epochs": c["max_epochs"],
                 "rows": c["rows"],
-                **{k: by_name[c["component"]][k] for k in ("prefix", "documents", "tokens", "dtype", "bin_sha256", "idx_sha256")},
+                "reasoning": c["reasoning"],
+                **{k: by_name[c["component"]][k] for k in ("rows_path", "documents", "invalid", "tokens", "rows_sha256")},
             }
             for c in version["components"]
         ],
     }
-    manifest["manifest_hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, manifest_path)
-    return manifest_path

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -28,10 +27,20 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from dataengine.core.duck import extension_file, load_extension, new_connection
+from dataengine.core.duck import catalog_extension, extension_file, load_extension, new_connection
 from dataengine.core.errors import WarehouseError, one_line
 from dataengine.core.schema import META_SCHEMA
+from dataengine.warehouse.commits import (
+    check_run_not_committed,
+    check_unchanged,
+    commit_scratch,
+    create_commit_lock,
+    is_conflict,
+    run_transaction,
+    storage_problem,
+)
 from dataengine.warehouse.models import register_model, resolve_model
+from dataengine.warehouse.time_travel import rewrite_time_travel
 
 LAKE = "lake"  # the alias the lake is attached under in every connection
 CONFIG_FILE = "dataengine.yaml"
@@ -49,14 +58,6 @@ class WarehouseConfig:
     @property
     def runs_path(self) -> str:
         return os.path.join(self.data_path, "_runs")
-
-
-def _catalog_extension(catalog: str) -> str | None:
-    if catalog.startswith("sqlite:"):
-        return "sqlite_scanner"
-    if catalog.startswith("postgres:"):
-        return "postgres_scanner"
-    return None
 
 
 def init_warehouse(root: str | os.PathLike, catalog: str = "sqlite", data_path: str | None = None) -> WarehouseConfig:
@@ -90,6 +91,8 @@ def init_warehouse(root: str | os.PathLike, catalog: str = "sqlite", data_path: 
                 executor VARCHAR, source VARCHAR, rows_out BIGINT,
                 started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, config VARCHAR, stats VARCHAR)"""
         )
+        create_commit_lock(con)
+    _LOCK_READY.add(_instance_key(config, False, None))
     return config
 
 
@@ -107,37 +110,11 @@ def read_config(root: str | os.PathLike) -> WarehouseConfig:
         raise WarehouseError(f"{cfg_file} is not a valid warehouse config: {exc}") from None
 
 
-_TIME_TRAVEL = re.compile(r"(?<![\w@.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)@(\d+)\b")
+_is_conflict = is_conflict
 
-
-def rewrite_time_travel(query: str) -> str:
-    """Turn ``table@7`` into ``table AT (VERSION => 7)`` outside string literals."""
-    out, i, n = [], 0, len(query)
-    while i < n:
-        ch = query[i]
-        if ch in ("'", '"'):
-            j = i + 1
-            while j < n:
-                if query[j] == ch:
-                    if j + 1 < n and query[j + 1] == ch:  # escaped quote
-                        j += 2
-                        continue
-                    break
-                j += 1
-            out.append(query[i : j + 1])
-            i = j + 1
-            continue
-        j = i
-        while j < n and query[j] not in ("'", '"'):
-            j += 1
-        out.append(_TIME_TRAVEL.sub(r"\1 AT (VERSION => \2)", query[i:j]))
-        i = j
-    return "".join(out)
-
-
-def _is_conflict(exc: Exception) -> bool:
-    msg = str(exc).lower()
-    return any(k in msg for k in ("conflict", "database is locked", "busy"))
+# Warehouses whose commit-lock table is known to exist (made by init, or by the first commit
+# of this process on a warehouse created before the table was introduced).
+_LOCK_READY: set = set()
 
 
 def _shareable(catalog: str) -> bool:
@@ -269,7 +246,7 @@ class Warehouse:
             # short-lived connection used to give back when it closed).
             con.execute("SET enable_external_file_cache = false")
         load_extension(con, "ducklake")
-        ext = _catalog_extension(self.config.catalog)
+        ext = catalog_extension(self.config.catalog)
         if ext:
             load_extension(con, ext)
         opts = [f"DATA_PATH '{self.config.data_path}'"]
@@ -303,6 +280,33 @@ class Warehouse:
             except duckdb.Error as exc:
                 raise WarehouseError(one_line(exc)) from None
 
+    def relation(self, query: str, snapshot: int | None = None) -> duckdb.DuckDBPyRelation:
+        """A lazy DuckDB relation over the lake (``table@N`` time travel allowed).
+
+        Compose it further (``.filter()``, ``.aggregate()``, ``.join()``) and materialise
+        with ``.arrow()``, ``.df()`` or ``.fetchall()``. It keeps its own read-only
+        connection (one read transaction) alive for as long as the relation lives.
+        """
+        con = self.connect(read_only=True, snapshot=snapshot)
+        try:
+            return con.sql(rewrite_time_travel(query))
+        except duckdb.Error as exc:
+            con.close()
+            raise WarehouseError(one_line(exc)) from None
+
+    def query(self, query: str, sandbox: bool = False) -> pa.Table:
+        """Run a USER's read-only SQL: checked, lake read-only, configuration locked (see
+        :mod:`dataengine.warehouse.user_sql`); ``sandbox`` confines file access to the warehouse."""
+        from dataengine.warehouse.user_sql import user_query
+
+        return user_query(self, query, sandbox=sandbox)
+
+    def write_sql(self, query: str, message: str, sandbox: bool = False) -> tuple[int, pa.Table]:
+        """Run a USER's deliberate write as one snapshot with ``message``; returns (snapshot, result)."""
+        from dataengine.warehouse.user_sql import user_write
+
+        return user_write(self, query, message, sandbox=sandbox)
+
     def execute(self, query: str, params: Sequence | None = None) -> None:
         """Run a writing statement in its own transaction (becomes one snapshot)."""
         with self.connect() as con:
@@ -313,22 +317,42 @@ class Warehouse:
 
     def write_table(self, table: str, data: pa.Table, mode: str = "append") -> int:
         """Write a small Arrow table (through DuckDB, one snapshot). Returns the snapshot id."""
-        with self.connect() as con:
+
+        def work(con):
             con.register("_incoming", data)
-            con.execute("BEGIN")
+            if not self.has_table(con, table):
+                con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM _incoming")
+            else:
+                self._evolve_schema(con, table, data.schema)
+                if mode == "overwrite":
+                    con.execute(f"DELETE FROM {qualify(table)}")
+                con.execute(f"INSERT INTO {qualify(table)} BY NAME SELECT * FROM _incoming")
+
+        return self.transaction(work, f"write to {table!r}")[1]
+
+    def transaction(self, work, what: str, retries: int = 30):
+        """Run ``work(con)`` in one catalog transaction, retried after a concurrent writer's
+        commit; returns (its result, the new snapshot id). See :mod:`dataengine.warehouse.commits`."""
+        self.ensure_commit_lock()
+        return run_transaction(self.connect, work, what, retries, diagnose=self.storage_problem)
+
+    def storage_problem(self) -> str | None:
+        """A full disk under the catalog or the data folder, in words (None if there is room)."""
+        catalog = self.config.catalog.removeprefix("sqlite:")
+        return storage_problem([catalog if not catalog.startswith("postgres:") else "", self.config.data_path])
+
+    def ensure_commit_lock(self) -> None:
+        """Create ``dataengine.commit_lock`` in a warehouse made before it existed (once per process)."""
+        key = _instance_key(self.config, False, None)
+        if key in _LOCK_READY:
+            return
+        with self.connect() as con:
             try:
-                if not self.has_table(con, table):
-                    con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM _incoming")
-                else:
-                    self._evolve_schema(con, table, data.schema)
-                    if mode == "overwrite":
-                        con.execute(f"DELETE FROM {qualify(table)}")
-                    con.execute(f"INSERT INTO {qualify(table)} BY NAME SELECT * FROM _incoming")
-                con.execute("COMMIT")
+                create_commit_lock(con)
             except duckdb.Error as exc:
-                con.execute("ROLLBACK")
-                raise WarehouseError(one_line(exc)) from None
-            return self.snapshot_of(con)
+                if not is_conflict(exc):  # a concurrent first commit made it: fine
+                    raise WarehouseError(f"cannot prepare {self.config.root} for commits: {one_line(exc)}") from None
+        _LOCK_READY.add(key)
 
     # -- metadata ----------------------------------------------------------------
     def current_snapshot(self) -> int:
@@ -420,26 +444,33 @@ class Warehouse:
         mode: str = "append",
         message: str | None = None,
         meta_rows: Iterable[tuple[str, dict]] = (),
-        retries: int = 20,
+        retries: int = 30,
+        expect: dict[str, int | None] | None = None,
     ) -> int:
         """Register staged Parquet files as ONE new snapshot of ``table``.
 
         Creates the table if needed, adds new columns (schema evolution), deletes the old
         rows for ``mode='overwrite'``, adds the files, and inserts ``meta_rows`` (catalog
         records such as the run record) in the same transaction. Returns the snapshot id.
+
+        Safe with concurrent writers (see :mod:`dataengine.warehouse.commits`): inside the
+        transaction, each table in ``expect`` must be unchanged since the snapshot given for
+        it (None: must still not exist), else :class:`CommitConflict`; a run record's
+        ``run_id`` must not be in ``dataengine.runs`` yet, else :class:`RunAlreadyCommitted`.
+        A concurrent commit that wins the race makes this one retry its checks and writes.
         """
         if mode not in ("append", "overwrite"):
             raise WarehouseError(f"unknown write mode {mode!r}: use append or overwrite")
-        import tempfile
-
         import pyarrow.parquet as pq
 
+        meta_rows = list(meta_rows)
+        run_ids = [rec["run_id"] for tbl, rec in meta_rows if tbl == f"{META_SCHEMA}.runs" and rec.get("run_id")]
         # Everything below is plain SQL: no bound parameters and no registered Arrow
         # tables, because either makes the duckdb module import pandas (~0.2 s per CLI
         # call). The table schema and the catalog records go in as small Parquet files,
         # which is also what the staged files are, so the table's types are read the
         # same way as the data's.
-        with tempfile.TemporaryDirectory(prefix="dataengine-commit-") as tmp:
+        with commit_scratch(self.config.runs_path) as tmp:
             schema_file = os.path.join(tmp, "schema.parquet")
             pq.write_table(schema.empty_table(), schema_file)
             meta_files = []
@@ -447,43 +478,33 @@ class Warehouse:
                 path = os.path.join(tmp, f"meta-{i}.parquet")
                 pq.write_table(pa.Table.from_pylist([record]), path)
                 meta_files.append((meta_table, path))
-            for attempt in range(retries):
-                con = self.connect()
-                try:
-                    con.execute("BEGIN")
-                    if not self.has_table(con, table):
-                        schema_name, _ = _split(table)
-                        if schema_name != "main":
-                            con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
-                        con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
-                    else:
-                        self._evolve_schema(con, table, schema, source=_parquet(schema_file))
-                        if mode == "overwrite":
-                            con.execute(f"DELETE FROM {qualify(table)}")
-                    schema_name, name = _split(table)
-                    for path in files:
-                        con.execute(
-                            f"CALL ducklake_add_data_files('{LAKE}', {_literal(name)}, {_literal(path)}, "
-                            f"schema => {_literal(schema_name)}, allow_missing => true)"
-                        )
-                    for meta_table, path in meta_files:
-                        con.execute(f"INSERT INTO {qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
-                    if message:
-                        con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
-                    con.execute("COMMIT")
-                    return self.snapshot_of(con)
-                except duckdb.Error as exc:
-                    try:
-                        con.execute("ROLLBACK")
-                    except duckdb.Error:
-                        pass
-                    if attempt + 1 < retries and _is_conflict(exc):
-                        time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
-                        continue
-                    raise WarehouseError(f"commit to {table!r} failed: {one_line(exc)}") from None
-                finally:
-                    con.close()
-        raise AssertionError("unreachable")
+
+            def work(con):
+                for run_id in run_ids:
+                    check_run_not_committed(con, run_id)
+                for checked, snapshot in (expect or {}).items():
+                    check_unchanged(con, checked, snapshot, self.has_table(con, checked))
+                if not self.has_table(con, table):
+                    schema_name, _ = _split(table)
+                    if schema_name != "main":
+                        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{_quote(schema_name)}")
+                    con.execute(f"CREATE TABLE {qualify(table)} AS SELECT * FROM {_parquet(schema_file)}")
+                else:
+                    self._evolve_schema(con, table, schema, source=_parquet(schema_file))
+                    if mode == "overwrite":
+                        con.execute(f"DELETE FROM {qualify(table)}")
+                schema_name, name = _split(table)
+                for path in files:
+                    con.execute(
+                        f"CALL ducklake_add_data_files('{LAKE}', {_literal(name)}, {_literal(path)}, "
+                        f"schema => {_literal(schema_name)}, allow_missing => true)"
+                    )
+                for meta_table, path in meta_files:
+                    con.execute(f"INSERT INTO {qualify(meta_table)} BY NAME SELECT * FROM {_parquet(path)}")
+                if message:
+                    con.execute(f"CALL {LAKE}.set_commit_message('dataengine', {_literal(message)})")
+
+            return self.transaction(work, f"commit to {table!r}", retries)[1]
 
     # -- helpers -------------------------------------------------------------------
     # -- models (files under models/ + dataengine.models; see warehouse/models.py) ----------
@@ -513,6 +534,11 @@ class Warehouse:
                 f"AND schema_name = {_literal(schema)} AND table_name = {_literal(name)}"
             ).fetchone()[0]
         )
+
+    @classmethod
+    def add_missing_columns(cls, con, table: str, schema: pa.Schema) -> None:
+        """Add the columns of ``schema`` that ``table`` lacks, inside the caller's transaction."""
+        cls._evolve_schema(con, table, schema)
 
     @staticmethod
     def _evolve_schema(con, table: str, schema: pa.Schema, source: str | None = None) -> None:

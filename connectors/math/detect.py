@@ -21,7 +21,8 @@ from dataengine.connectors.math.tex_in_text import tex_delimiters
 _MARKERS = (
     "<math", "<MATH", "math/tex", "math/mml", "math/asciimath", "mjx-container", "MathJax", "mathjax", "katex",
     "KaTeX", "math-container", "mwe-math", "\\(", "\\[", "$$", "\\begin{", "codecogs", "mathtex.cgi",
-    "mimetex.cgi", "latex.php", "cht=tx", "alttext=",
+    "mimetex.cgi", "latex.php", "cht=tx", "alttext=", "upmath.me", "/render/math?", 'class="math', "arithmatex",
+    "[/tex]", "[/itex]", "[/math]", "[/latex]", "[/TEX]", "[/ITEX]", "[/MATH]", "[/LATEX]",
 )
 _TYPESETTER = ("MathJax", "mathjax", "katex", "KaTeX", "tex2jax", "inlineMath", "math-container")
 
@@ -60,9 +61,10 @@ _FORM_MARKERS = {
     "wikipedia_math": ("mwe-math",),
     "mathml_elements": ("<math", "<MATH"),
     "stackexchange_containers": ("math-container",),
+    "raw_tex_containers": ("math", "tex", "arithmatex"),
 }
 _IMAGE_MARKERS = ("<img", "<IMG")
-_TEXT_MARKERS = ("\\(", "\\[", "$$", "\\begin{")
+_TEXT_MARKERS = ("\\(", "\\[", "$$", "\\begin{", "[/")
 
 
 def normalise_math(root, single_dollar: bool = False, html: str | None = None) -> EquationSink:

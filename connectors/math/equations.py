@@ -12,6 +12,12 @@ import re
 from dataclasses import dataclass, field
 
 PLACEHOLDER = re.compile(r"ZZMATH(\d+)ZZ")
+# TeX that typesets to nothing: whitespace, spacing commands, empty groups (``$$   $$``)
+_EMPTY_TEX = re.compile(r"^(?:\s|\\[,;:! >]|\\quad|\\qquad|~|\{\})*$")
+
+
+def is_empty_tex(tex: str) -> bool:
+    return bool(_EMPTY_TEX.match(tex))
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,9 @@ class EquationSink:
     equations: list[Equation] = field(default_factory=list)
 
     def add(self, tex: str, display: bool, form: str, marked: str | None = None) -> str:
+        """The placeholder for one equation; ``""`` for an empty one (it is dropped, not counted)."""
+        if marked is None and is_empty_tex(tex):
+            return ""
         self.equations.append(Equation(tex.strip(), display, form, marked))
         return f"ZZMATH{len(self.equations) - 1}ZZ"
 

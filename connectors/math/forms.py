@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from dataengine.connectors.math.dom import classes, remove_keep_tail, replace_with_text
-from dataengine.connectors.math.equations import EquationSink
+from dataengine.connectors.math.equations import PLACEHOLDER, EquationSink
 from dataengine.connectors.math.mathjax_svg import svg_to_mathml
 from dataengine.connectors.math.mathml_to_latex import local_name, mathml_to_latex, tex_annotation
 
@@ -155,6 +155,46 @@ def stackexchange_containers(root, sink: EquationSink) -> None:
                 break
 
 
+# Classes of elements that hold one formula's raw TeX for a client-side typesetter: pandoc
+# (``math inline`` / ``math display``, with --katex without delimiters, with --mathjax in
+# \\( \\)), Sphinx (``math notranslate``), jsMath, pymdown-extensions' arithmatex,
+# MathJax's tex2jax_process opt-in class on a single formula.
+RAW_TEX_CLASSES = {"math", "arithmatex", "tex", "latex", "math-tex", "mathtex"}
+
+
+def raw_tex_containers(root, sink: EquationSink) -> None:
+    """``<span class="math">`` / ``<div class="math">`` holding a formula's TeX as plain text.
+
+    The page was crawled before KaTeX/MathJax ran, so the element's text is the TeX itself,
+    with or without ``\\( \\)`` / ``\\[ \\]`` / ``$`` delimiters. An element with child
+    elements is already rendered (handled by the forms before this one) or is prose.
+    """
+    for el in list(root.iter("span", "div")):
+        css = classes(el)
+        if not RAW_TEX_CLASSES.intersection(css) or el.getparent() is None or len(el):
+            continue
+        raw = (el.text or "").strip()
+        if not raw or PLACEHOLDER.search(raw):
+            continue
+        display = el.tag == "div" or any("display" in c for c in css)
+        for opening, closing, delimited_display in _TEX_DELIMS:
+            if raw.startswith(opening) and raw.endswith(closing) and len(raw) >= len(opening) + len(closing):
+                raw, display = raw[len(opening):len(raw) - len(closing)], delimited_display or display
+                break
+        else:
+            if not looks_like_formula(raw):
+                continue  # <div class="math">Mathematics</div>: a label styled as math, not TeX
+        replace_with_text(el, sink.add(raw, display, "raw_tex"), display)
+
+
+_FORMULA_SIGNS = re.compile(r"[\\^_{}=+<>|()\[\]\d*/~-]")
+
+
+def looks_like_formula(text: str) -> bool:
+    """Undelimited text of a math-classed element: TeX signs, or a short symbol such as ``x``."""
+    return bool(_FORMULA_SIGNS.search(text)) or len(text.split()) == 1 and len(text) <= 3
+
+
 FORM_ORDER = (
     mathjax2_scripts,
     mathjax3_containers,
@@ -162,4 +202,5 @@ FORM_ORDER = (
     wikipedia_math,
     mathml_elements,
     stackexchange_containers,
+    raw_tex_containers,
 )

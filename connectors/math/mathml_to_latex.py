@@ -26,6 +26,13 @@ _TEX_ENCODINGS = {"application/x-tex", "tex", "latex", "text/x-tex", "applicatio
 _BRACES_ACCENTS = {r"\overbrace", r"\underbrace"}
 _MATRIX_FENCES = {("(", ")"): "pmatrix", ("[", "]"): "bmatrix", (r"\{", r"\}"): "Bmatrix",
                   ("|", "|"): "vmatrix", (r"\|", r"\|"): "Vmatrix"}
+_LETTER_VARIANTS = {"double-struck", "fraktur", "bold-fraktur", "script", "bold-script"}
+_DOUBLE_BARS = {"∥", "‖", "||"}
+_WHITESPACE_RUN = re.compile(r"[ \t\r\n\u00a0]+")
+# precomposed accented letters (á, ö, ...) in <mi>: MathML has no accent structure for them
+_COMBINING_ACCENTS = {"\u0301": r"\acute", "\u0300": r"\grave", "\u0302": r"\hat", "\u0303": r"\tilde",
+                      "\u0304": r"\bar", "\u0306": r"\breve", "\u0307": r"\dot", "\u0308": r"\ddot",
+                      "\u030c": r"\check", "\u030a": r"\mathring"}
 _SPACES_EM = ((-0.17, r"\!"), (0.17, r"\,"), (0.23, r"\:"), (0.28, r"\;"), (0.34, r"\ "), (1.0, r"\quad"),
               (2.0, r"\qquad"))
 
@@ -119,6 +126,9 @@ class _Converter:
     # -- containers --------------------------------------------------------------------
     def row(self, children: list) -> str:
         children = [c for c in children if local_name(c) not in ("annotation", "annotation-xml")]
+        table = self._fenced_table(children)
+        if table is not None:
+            return table
         parts: list[str] = []
         i = 0
         while i < len(children):
@@ -150,17 +160,39 @@ class _Converter:
         if len(inner) == 1 and local_name(_unwrap(inner[0])) == "mtable":
             table = _unwrap(inner[0])
             env = _MATRIX_FENCES.get((open_tex, close_tex))
-            if env is None and open_tex == r"\{" and close_tex == ".":
-                env = "cases"
             if env is not None:
                 return self._table(table, env)
         body = self.row(inner)
         return _join([rf"\left{open_tex}", body, rf"\right{close_tex}"])
 
+    def _fenced_table(self, children: list) -> str | None:
+        """``{`` + table (+ empty fence) -> cases; ``(`` table ``)`` -> pmatrix, ...
+
+        Fences are stretchy by MathML's operator dictionary, so Wikipedia and MathJax often
+        write them without ``stretchy``/``fence`` attributes; only ``stretchy="false"`` opts out.
+        """
+        if len(children) not in (2, 3) or local_name(_unwrap(children[1])) != "mtable":
+            return None
+        fences = [children[0]] + children[2:]
+        if any(_fence_char(f) is None or (_unwrap(f).get("stretchy") or "").lower() == "false" for f in fences):
+            return None
+        open_tex = self._fence_tex(children[0])
+        close_tex = self._fence_tex(children[2]) if len(children) == 3 else "."
+        table = _unwrap(children[1])
+        env = _MATRIX_FENCES.get((open_tex, close_tex))
+        if env is None and open_tex == r"\{" and close_tex == ".":
+            if len(children) == 2 or _cases_close(children[2], table):
+                env = "cases"
+            else:  # \left\{ \begin{array} ... \right.
+                return rf"\left\{{{self._table(table, 'array', _column_spec(table))}\right."
+        return self._table(table, env) if env else None
+
     def _fence_tex(self, mo) -> str:
         text = _text(mo)
         if not text:
             return "."
+        if text in _DOUBLE_BARS:
+            return r"\|"
         tex = sym.char_to_latex(text) if len(text) == 1 else text
         return tex or "."
 
@@ -224,6 +256,14 @@ class _Converter:
             return ""
         variant = el.get("mathvariant")
         if len(text) == 1:
+            accented = _decomposed_accent(text)
+            if accented is not None:
+                base, accent = accented
+                return f"{accent}{{{base}}}"
+            if variant == "normal" and text.isascii() and text.isalpha() and (
+                _applies_function(el) or el.get("data-mjx-texclass") == "OP"
+            ):
+                return rf"\operatorname{{{text}}}"  # \operatorname{E}, \operatorname{P}: upright, then U+2061
             letter, styled = sym.plain_letter(text)
             variant = variant or styled
             tex = sym.char_to_latex(letter) if len(letter) == 1 else letter
@@ -282,7 +322,11 @@ class _Converter:
             return r"\ " * min(n, 2) if n else ""
         if _UNKNOWN_MACRO.match(raw.strip()):
             return raw.strip()  # MathJax shows a macro it does not know as text: keep the macro
+        raw = _WHITESPACE_RUN.sub(" ", raw)  # line breaks and indentation of the source are not text
         variant = el.get("mathvariant")
+        math_cmd = sym.VARIANTS.get(variant or "")
+        if variant in _LETTER_VARIANTS and raw.strip().isalpha() and raw.strip().isascii():
+            return f"{math_cmd}{{{raw.strip()}}}"  # \mathbb{R} written as <mtext mathvariant="double-struck">
         cmd = {"bold": r"\textbf", "italic": r"\textit", "monospace": r"\texttt"}.get(variant or "", r"\text")
         return f"{cmd}{{{sym.escape_text(raw)}}}"
 
@@ -472,13 +516,17 @@ class _Converter:
             texts = []
             for td in cells:
                 cell = self.row(_kids(td)).strip()
-                # maligngroup marks split a cell into columns; the first one starts the cell
-                texts.extend(piece.strip() for piece in cell.lstrip(_ALIGN_MARK).split(_ALIGN_MARK))
+                # maligngroup marks split a cell into columns; the first one starts the cell (only
+                # one: a second mark right after it is an empty first column, "& = b" rows)
+                if cell.startswith(_ALIGN_MARK):
+                    cell = cell[1:]
+                texts.extend(piece.strip() for piece in cell.split(_ALIGN_MARK))
             columns = max(columns, len(texts))
             rows.append(" & ".join(texts))
         body = r" \\ ".join(rows)
         if env == "array":
-            return rf"\begin{{array}}{{{column_align * columns}}}{body}\end{{array}}"
+            spec = column_align if len(column_align) == columns else column_align[:1] * columns
+            return rf"\begin{{array}}{{{spec}}}{body}\end{{array}}"
         return rf"\begin{{{env}}}{body}\end{{{env}}}"
 
 
@@ -510,6 +558,43 @@ def _applies_function(el) -> bool:
         return True
     parent = el.getparent()
     return parent is not None and parent.get("data-mjx-texclass") == "OP" and len(_kids(parent)) == 1
+
+
+def _cases_close(close, table) -> bool:
+    """Is the empty fence after ``{`` + table the one ``cases`` writes (not ``\\right.``)?
+
+    latex2mathml writes no closing fence for cases; MathJax 3 gives cases' closing fence
+    ``symmetric``/``fence`` attributes that its ``\\right.`` lacks; MathJax 2 writes both
+    alike but spaces array rows 4pt and cases rows .2em.
+    """
+    inner = _unwrap(close)
+    if inner.get("symmetric") != "true":
+        return False
+    return (table.get("rowspacing") or "").strip() != "4pt"
+
+
+_ALIGN_LETTER = {"left": "l", "right": "r", "center": "c"}
+
+
+def _column_spec(table) -> str:
+    """Array column letters from ``columnalign`` (of the table, else of the first row's cells)."""
+    aligns = (table.get("columnalign") or "").split()
+    if not aligns:
+        row = next((r for r in _kids(table) if local_name(r) in ("mtr", "mlabeledtr")), None)
+        aligns = [td.get("columnalign") or "center" for td in _kids(row)] if row is not None else []
+    return "".join(_ALIGN_LETTER.get(a, "c") for a in aligns) or "c"
+
+
+def _decomposed_accent(ch: str) -> tuple[str, str] | None:
+    """(base letter, accent command) for a precomposed letter such as ``á``; None otherwise."""
+    import unicodedata
+
+    if ch.isascii() or not ch.isalpha():
+        return None
+    parts = unicodedata.normalize("NFD", ch)
+    if len(parts) == 2 and parts[0].isascii() and parts[1] in _COMBINING_ACCENTS:
+        return parts[0], _COMBINING_ACCENTS[parts[1]]
+    return None
 
 
 def _limits(base_el) -> str:

@@ -30,7 +30,7 @@ from dataengine.core.errors import DataEngineError
 from dataengine.core.pipeline import fingerprint
 from dataengine.generators.backends.base import GenerationResult
 from dataengine.generators.cache import cache_path_for
-from dataengine.generators.recipes.base import SYNTHETIC_SCHEMA, Recipe
+from dataengine.generators.recipes.base import Recipe
 from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.lake import Warehouse, rewrite_time_travel
 
@@ -59,8 +59,12 @@ class GenerateResult:
 
 def source_query(spec: str) -> str:
     """``--from``: SQL, or a bare table name (``docs`` / ``docs@3``) meaning all its rows."""
+    from dataengine.core.sql_guard import check_sql
+
     spec = spec.strip()
-    return f"SELECT * FROM {spec}" if _IDENTIFIER.match(spec) else spec
+    query = f"SELECT * FROM {spec}" if _IDENTIFIER.match(spec) else spec
+    check_sql(rewrite_time_travel(query), write=False)  # user SQL: a plain read, nothing else
+    return query
 
 
 def default_cache_path(wh: Warehouse) -> str:
@@ -81,7 +85,7 @@ def run_generate(
         raise DataEngineError(f"unknown mode {mode!r}: use append or overwrite")
     started = time.time()
     query = source_query(query)
-    source_file, snapshot, run_id = _materialize_source(wh, query, recipe, table, batch_rows)
+    source_file, snapshot, run_id = materialize_source(wh, query, {"recipe": recipe.fingerprint()}, table, batch_rows)
     run_dir = os.path.dirname(source_file)
     missing = [c for c in recipe.required_columns() if c not in pq.read_schema(source_file).names]
     if missing:
@@ -91,10 +95,11 @@ def run_generate(
     source_rows = pq.ParquetFile(source_file).metadata.num_rows
     out_file = os.path.join(run_dir, f"synthetic-{int(time.time() * 1000)}.parquet")
     tmp_file = out_file + ".tmp"
-    writer = pq.ParquetWriter(tmp_file, SYNTHETIC_SCHEMA, compression="zstd")
+    schema = recipe.output_schema()
+    writer = pq.ParquetWriter(tmp_file, schema, compression="zstd")
     sent_before = recipe.generator.sent
     try:
-        with _progress(progress, source_rows, recipe.name) as bar:
+        with generation_progress(progress, source_rows, f"generate {recipe.name}") as bar:
             recipe.on_result = lambda _i, res: bar.result(res)
             for batch in pq.ParquetFile(source_file).iter_batches(batch_size=batch_rows):
                 rows = recipe.process(pa.Table.from_batches([batch]))
@@ -124,7 +129,7 @@ def run_generate(
     snapshot_id = wh.commit_files(
         table,
         [out_file] if counters.rows else [],
-        SYNTHETIC_SCHEMA,
+        schema,
         mode=mode,
         message=f"generate {recipe.name} ({recipe.generator.model_id}): {counters.rows} rows from {source_rows} source rows",
         meta_rows=[(f"{META_SCHEMA}.runs", record)],
@@ -137,15 +142,17 @@ def run_generate(
     )
 
 
-def _materialize_source(wh: Warehouse, query: str, recipe: Recipe, table: str, batch_rows: int) -> tuple[str, int, str]:
+def materialize_source(wh: Warehouse, query: str, config: dict, table: str, batch_rows: int,
+                       kind: str = "generate") -> tuple[str, int, str]:
     """Copy the query's rows once (a resumed job reads the same rows back).
 
-    One warehouse connection gives both the snapshot (part of the run id) and the rows.
-    Returns (source file, snapshot id, run id).
+    The run id is a fingerprint of (query, snapshot, ``config``, table): the same job on
+    the same data finds its copy again. One warehouse connection gives both the snapshot
+    and the rows. Returns (source file, snapshot id, run id).
     """
     with wh.connect(read_only=True) as con:
         snapshot = con.execute("SELECT id FROM lake.current_snapshot()").fetchone()[0]
-        run_id = "generate-" + fingerprint({"query": query, "snapshot": snapshot, "recipe": recipe.fingerprint(), "table": table})
+        run_id = f"{kind}-" + fingerprint({"query": query, "snapshot": snapshot, **config, "table": table})
         run_dir = os.path.join(wh.config.runs_path, run_id)
         os.makedirs(run_dir, exist_ok=True)
         path = os.path.join(run_dir, "source.parquet")
@@ -192,7 +199,7 @@ class _Counters:
         }
 
 
-class _Bar:
+class GenerationBar:
     """Source rows done, requests finished, and generated tokens per second (fresh ones only)."""
 
     def __init__(self, progress, task):
@@ -222,14 +229,16 @@ class _Bar:
         )
 
 
-class _progress:
+class generation_progress:
+    """A rich progress bar for an LLM job (disabled: a bar that counts but shows nothing)."""
+
     def __init__(self, enabled: bool, total: int, label: str):
         self.enabled, self.total, self.label = enabled, total, label
 
-    def __enter__(self) -> _Bar:
+    def __enter__(self) -> GenerationBar:
         if not self.enabled:
             self._progress = None
-            return _Bar(None, None)
+            return GenerationBar(None, None)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from dataengine.core.progress import console
@@ -239,8 +248,8 @@ class _progress:
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
         )
         self._progress.__enter__()
-        task = self._progress.add_task(f"generate {self.label}", total=self.total, info="")
-        return _Bar(self._progress, task)
+        task = self._progress.add_task(self.label, total=self.total, info="")
+        return GenerationBar(self._progress, task)
 
     def __exit__(self, *exc):
         if self._progress is not None:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
+from dataengine import api
+from dataengine.cli.common import diversity_table, open_cli_warehouse, out, print_arrow, version_table, warn
 from dataengine.core.errors import DataEngineError
 
 blend_app = typer.Typer(no_args_is_help=True, help="Define, freeze, inspect and export blends.")
 tokenizer_app = typer.Typer(no_args_is_help=True, help="Train and list tokenizers.")
-
-
-def _blends():
-    from dataengine.cli.common import _open
-    from dataengine.warehouse.blends import Blends
-
-    return Blends(_open())
-
-
-def _out(x) -> None:
-    from dataengine.cli.common import _out as out
-
-    out(x)
 
 
 @blend_app.command("create")
@@ -34,19 +22,30 @@ def create(
     file: Optional[str] = typer.Option(None, "--file", "-f", help="blend YAML (name, components, phases)"),
     description: str = typer.Option("", help="what this blend is for"),
     replace: bool = typer.Option(False, help="store a new revision of an existing blend"),
+    reasoning: List[str] = typer.Option([], "--reasoning",
+                                        help="COMPONENT=on|off: a 'detailed thinking on/off' system line on its rows"),
 ):
-    """Create a blend from --component specs or a YAML file (SQL is checked now)."""
-    from dataengine.warehouse.blends import _validated, definition_from_yaml, parse_component_spec
+    """Create a blend from --component specs or a YAML file (SQL is checked now).
 
+    Components return the columns of one row shape: id, text (pretraining); id, messages (chat);
+    prompt, chosen, rejected (preference); prompt, answer, reward_kind (verifiable)."""
+    wh = open_cli_warehouse()
+    toggles = {}
+    for item in reasoning:
+        comp, sep, mode = item.partition("=")
+        if not sep or mode not in ("on", "off"):
+            raise DataEngineError(f"--reasoning needs COMPONENT=on or COMPONENT=off, got {item!r}")
+        toggles[comp] = mode
     if file:
-        definition = definition_from_yaml(file)
-    else:
-        if not name or not component:
-            raise DataEngineError("give NAME and at least one --component name=SQL:weight, or --file")
-        comps = [parse_component_spec(c).model_dump() for c in component]
-        definition = _validated({"name": name, "description": description, "components": comps})
-    revision = _blends().create(definition, replace=replace)
-    _out(f"blend {definition.name} revision {revision}: {len(definition.components)} component(s)")
+        definition = api.read_blend_file(file)
+        revision = api.create_blend(wh, definition, replace=replace, reasoning=toggles or None)
+        out(f"blend {definition.name} revision {revision}: {len(definition.components)} component(s)")
+        return
+    if not name or not component:
+        raise DataEngineError("give NAME and at least one --component name=SQL:weight, or --file")
+    revision = api.create_blend(wh, name, component, description=description, replace=replace,
+                                reasoning=toggles or None)
+    out(f"blend {name} revision {revision}: {len(component)} component(s)")
 
 
 @blend_app.command("freeze")
@@ -55,28 +54,19 @@ def freeze(
     tokenizer: str = typer.Option("gpt2", help="gpt2, a tokenizer.json path, or a warehouse tokenizer name"),
     target_tokens: Optional[int] = typer.Option(None, help="token budget, for effective epochs and cap warnings"),
     workers: int = typer.Option(1, help="tokenization worker processes"),
+    g_vendi: bool = typer.Option(False, "--g-vendi", help="also measure and record G-Vendi per component "
+                                                         "(`dataengine diversity NAME@V --by component --record`)"),
+    proxy: Optional[str] = typer.Option(None, "--proxy", help="with --g-vendi: the gradient model (default smollm2)"),
 ):
     """Resolve a blend at the current snapshot into an immutable version."""
-    from dataengine.core.progress import console
-
-    result = _blends().freeze(name, tokenizer=tokenizer, target_tokens=target_tokens, workers=workers)
-    _out(_version_table(result))
+    result = api.freeze_blend(open_cli_warehouse(), name, tokenizer=tokenizer, target_tokens=target_tokens,
+                              workers=workers, g_vendi=g_vendi, proxy=proxy)
+    out(version_table(result))
+    if result.get("diversity"):
+        out(diversity_table(result))
     for w in result["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
-    _out(f"frozen {name}@{result['version']} (snapshot {result['snapshot_id']}, content {result['content_hash']})")
-
-
-def _version_table(v: dict) -> Table:
-    t = Table(title=f"{v['blend']}@{v['version']}  snapshot {v['snapshot_id']}  tokenizer {v['tokenizer']} ({v['tokenizer_hash']})")
-    for c in ("component", "phase", "weight", "max epochs", "rows", "tokens", "effective epochs"):
-        t.add_column(c, justify="left" if c in ("component", "phase") else "right")
-    for c in v["components"]:
-        eff = c.get("effective_epochs")
-        t.add_row(
-            c["component"], c["phase"], f"{c['weight']:g}", "-" if c["max_epochs"] is None else f"{c['max_epochs']:g}",
-            f"{c['rows']:,}", f"{c['tokens']:,}", "-" if eff is None else f"{eff:.2f}",
-        )
-    return t
+        warn(w)
+    out(f"frozen {name}@{result['version']} (snapshot {result['snapshot_id']}, content {result['content_hash']})")
 
 
 @blend_app.command("show")
@@ -85,54 +75,41 @@ def show(
     html: Optional[str] = typer.Option(None, "--html", help="also write the composition as an HTML report"),
 ):
     """Show a blend version: snapshot, components, counts, hash."""
-    v = _blends().version(ref)
-    _out(_version_table(v))
-    _out(f"content hash {v['content_hash']}; {v['rows']:,} rows, {v['tokens']:,} tokens; created {v['created_at']}")
+    wh = open_cli_warehouse()
+    v = api.blend_version(wh, ref)
+    out(version_table(v))
+    out(f"content hash {v['content_hash']}; {v['rows']:,} rows, {v['tokens']:,} tokens; created {v['created_at']}")
+    if v.get("diversity"):
+        out(diversity_table(v))
     for w in v["warnings"]:
-        _out(f"[yellow]warning:[/yellow] {w}")
+        warn(w)
     if html:
-        _out(f"report written to {blend_report(v, html)}")
-
-
-def blend_report(v: dict, path: str):
-    """Blend composition as charts: weights, tokens and rows per component."""
-    from dataengine.reports.svg import bar_chart, table_html, write_report
-
-    names = [c["component"] for c in v["components"]]
-    total_w = sum(c["weight"] for c in v["components"]) or 1.0
-    sections = [
-        ("Weights (share of sampled tokens)", bar_chart("weight share", names, [100 * c["weight"] / total_w for c in v["components"]], "%")),
-        ("Tokens available", bar_chart("tokens", names, [float(c["tokens"]) for c in v["components"]])),
-        ("Documents", bar_chart("rows", names, [float(c["rows"]) for c in v["components"]])),
-        ("Components", table_html([{k: c[k] for k in ("component", "phase", "weight", "max_epochs", "rows", "tokens", "effective_epochs")} for c in v["components"]])),
-    ]
-    title = f"{v['blend']}@{v['version']} (snapshot {v['snapshot_id']}, content {v['content_hash']})"
-    return write_report(path, title, sections)
+        out(f"report written to {api.blend_report(wh, ref, html)}")
 
 
 @blend_app.command("list")
 def list_():
     """All blends with their latest revision and versions."""
-    rows = _blends().list()
     t = Table()
     for c in ("blend", "revision", "versions", "latest tokens", "latest hash", "description"):
         t.add_column(c)
-    for r in rows:
+    for r in api.list_blends(open_cli_warehouse()):
         t.add_row(r["name"], str(r["revision"]), str(r["versions"]),
-                  "-" if r["latest_tokens"] is None else f"{r['latest_tokens']:,}", r["latest_hash"] or "-", r["description"] or "")
-    _out(t)
+                  "-" if r["latest_tokens"] is None else f"{r['latest_tokens']:,}", r["latest_hash"] or "-",
+                  r["description"] or "")
+    out(t)
 
 
 @blend_app.command("diff")
 def diff(a: str, b: str):
     """Compare two versions: components, counts, ids added/removed."""
-    d = _blends().diff(a, b)
+    d = api.diff_blends(open_cli_warehouse(), a, b)
     t = Table(title=f"{a} (snapshot {d['snapshots'][0]}) -> {b} (snapshot {d['snapshots'][1]})")
     for c in ("component", "status", "weight", "rows", "tokens", "ids added", "ids removed"):
         t.add_column(c)
     for r in d["components"]:
         t.add_row(r["component"], r["status"], r["weight"], r["rows"], r["tokens"], f"{r['ids_added']:,}", f"{r['ids_removed']:,}")
-    _out(t)
+    out(t)
 
 
 @blend_app.command("export")
@@ -142,12 +119,10 @@ def export(
     workers: int = typer.Option(1),
 ):
     """Token shards (Megatron .bin/.idx per component) + manifest; cached."""
-    from dataengine.warehouse.export import export_version
-
-    path = export_version(_blends(), ref, tokenizer, workers=workers)
-    manifest = json.loads(path.read_text())
+    manifest = api.export_blend(open_cli_warehouse(), ref, tokenizer, workers=workers)
     total = sum(c["tokens"] for c in manifest["components"])
-    _out(f"{manifest['blend']}@{manifest['version']}: {total:,} tokens in {len(manifest['components'])} component(s); manifest {path}")
+    out(f"{manifest['blend']}@{manifest['version']}: {total:,} tokens in {len(manifest['components'])} component(s); "
+        f"manifest {manifest['manifest_path']}")
 
 
 @tokenizer_app.command("train")
@@ -157,28 +132,15 @@ def train(
     name: Optional[str] = typer.Option(None, help="name to store it under (default: <blend>-bpe<vocab>)"),
 ):
     """Train a byte-level BPE tokenizer on a blend version's text."""
-    from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer
-
-    blends = _blends()
-    v = blends.version(blend)
-
-    def texts():
-        for c in v["components"]:
-            for batch in blends.iter_component(c["sql"], v["snapshot_id"]):
-                yield from (t for t in batch.column("text").to_pylist() if t)
-
-    tok = train_tokenizer(texts(), vocab_size)
-    stored = register_tokenizer(blends.wh, name or f"{v['blend']}-bpe{vocab_size}", tok, source=f"{v['blend']}@{v['version']}")
-    _out(f"tokenizer {stored.name} ({stored.hash}), vocab {stored.vocab_size:,}")
+    stored = api.train_tokenizer(open_cli_warehouse(), blend, vocab_size, name=name)
+    out(f"tokenizer {stored.name} ({stored.hash}), vocab {stored.vocab_size:,}")
 
 
 @tokenizer_app.command("list")
 def list_tokenizers():
     """Tokenizers stored in the warehouse."""
-    from dataengine.cli.common import _open, _print_arrow
-
-    wh = _open()
-    if not wh.table_exists("dataengine.tokenizers"):
-        _out("no tokenizers stored yet (gpt2 is always available)")
+    table = api.list_tokenizers(open_cli_warehouse())
+    if not table.num_rows:
+        out("no tokenizers stored yet (gpt2 is always available)")
         return
-    _print_arrow(wh.sql("SELECT name, hash, vocab_size, source, created_at FROM dataengine.tokenizers ORDER BY created_at"))
+    print_arrow(table)

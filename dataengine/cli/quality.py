@@ -5,31 +5,15 @@ from __future__ import annotations
 import json
 from typing import List, Optional
 
+import pyarrow as pa
 import typer
+
+from dataengine import api
+from dataengine.cli.common import open_cli_warehouse, out, print_arrow, print_run
 
 classifier_app = typer.Typer(no_args_is_help=True, help="Train and list quality classifiers (stored in the warehouse).")
 quality_app = typer.Typer(no_args_is_help=True, help="Percentile buckets, quality levels, views and reports.")
 
-
-def _wh():
-    from dataengine.cli.common import _open
-
-    return _open()
-
-
-def _print(table, limit: int = 100) -> None:
-    from dataengine.cli.common import _print_arrow
-
-    _print_arrow(table, limit)
-
-
-def _say(text: str) -> None:
-    from rich.console import Console
-
-    Console(soft_wrap=True).print(text, highlight=False)
-
-
-# -- classifier --------------------------------------------------------------------------
 
 @classifier_app.command("train")
 def classifier_train(
@@ -48,45 +32,26 @@ def classifier_train(
     threads: int = typer.Option(1, help="fastText threads (1 = reproducible)"),
 ):
     """Train a fastText classifier on text selected by SQL; store it with its held-out metrics."""
-    from dataengine.filters.classifier_training import train_fasttext_classifier
-
-    record = train_fasttext_classifier(
-        _wh(), name, positive, negative, positive_label=positive_label, negative_label=negative_label,
-        holdout=holdout, seed=seed, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim,
-        min_count=min_count, threads=threads,
+    record = api.train_classifier(
+        open_cli_warehouse(), name, positive, negative, positive_label=positive_label, negative_label=negative_label,
+        holdout=holdout, seed=seed, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim, min_count=min_count,
+        threads=threads,
     )
     m = record.metrics
-    _say(
+    out(
         f"trained [bold]{record.ref}[/bold] ({m['train_positive']}+{m['train_negative']} train, "
         f"{m['test_positive']}+{m['test_negative']} held out): precision {m['precision']:.3f} "
         f"recall {m['recall']:.3f} F1 {m['f1']:.3f} accuracy {m['accuracy']:.3f} "
         f"(majority baseline {m['majority_baseline_accuracy']:.3f}) ROC-AUC {m['roc_auc']:.3f}"
     )
-    _say(f"model file: {record.path}")
+    out(f"model file: {record.path}")
 
 
 @classifier_app.command("list")
 def classifier_list():
     """Models in the warehouse with their held-out metrics."""
-    import pyarrow as pa
+    print_arrow(api.list_classifiers(open_cli_warehouse()), 100)
 
-    from dataengine.warehouse.models import list_models
-
-    rows = list_models(_wh())
-    out = []
-    for r in rows:
-        m = json.loads(r["metrics"] or "{}")
-        out.append(
-            {
-                "model": f"{r['name']}@{r['version']}", "kind": r["kind"], "labels": ",".join(json.loads(r["labels"])),
-                "precision": m.get("precision"), "recall": m.get("recall"), "roc_auc": m.get("roc_auc"),
-                "created": str(r["created_at"])[:16],
-            }
-        )
-    _print(pa.Table.from_pylist(out) if out else pa.table({"model": pa.array([], pa.string())}))
-
-
-# -- quality -----------------------------------------------------------------------------
 
 @quality_app.command("fit")
 def quality_fit(
@@ -98,31 +63,21 @@ def quality_fit(
     seed: int = typer.Option(0, help="sample seed"),
 ):
     """Fit token-weighted 5%..95% percentile thresholds per classifier and store them."""
-    import pyarrow as pa
-
-    from dataengine.filters.quality import fit_thresholds
-
-    rows = fit_thresholds(_wh(), table, classifier, version=version, sample_percent=sample, weight=weight, seed=seed)
-    _say(f"stored fit {rows[0]['fit_id']} on {table}@{rows[0]['snapshot_id']} ({rows[0]['docs']:,} scored docs)")
+    rows = api.fit_quality(open_cli_warehouse(), table, classifier, version=version, sample_percent=sample,
+                           weight=weight, seed=seed)
+    out(f"stored fit {rows[0]['fit_id']} on {table}@{rows[0]['snapshot_id']} ({rows[0]['docs']:,} scored docs)")
     per_classifier = {r["classifier"]: json.loads(r["thresholds"]) for r in rows}
     shown = [
         {"percentile": f"{5 * (i + 1)}%", "bucket starts": i + 1, **{c: round(t[i], 5) for c, t in per_classifier.items()}}
         for i in range(len(next(iter(per_classifier.values()))))
     ]
-    _print(pa.Table.from_pylist(shown))
+    print_arrow(pa.Table.from_pylist(shown), 100)
 
 
 @quality_app.command("thresholds")
 def quality_thresholds():
     """Stored threshold fits."""
-    from dataengine.filters.quality import THRESHOLDS_TABLE
-
-    _print(
-        _wh().sql(
-            f"SELECT fit_id, classifier, table_name, snapshot_id, sample_percent, docs, weight, fitted_at "
-            f"FROM {THRESHOLDS_TABLE} ORDER BY fit_id, classifier"
-        )
-    )
+    print_arrow(api.quality_thresholds(open_cli_warehouse()), 100)
 
 
 @quality_app.command("apply")
@@ -134,49 +89,32 @@ def quality_apply(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Buckets, ensemble bucket and quality level from stored thresholds; then the readable view."""
-    from dataengine.cli.app import _report_run
-    from dataengine.engine import run_pipeline
-    from dataengine.core.pipeline import pipeline_from_dict
-    from dataengine.filters.quality_report import create_quality_view
-
-    wh = _wh()
-    params = {"classifiers": list(classifier)}
-    if fit_id is not None:
-        params["fit_id"] = fit_id
-    pipeline = pipeline_from_dict(
-        {
-            "name": f"quality-apply:{table}",
-            "source": {"table": table},
-            "stages": [{"name": "quality_ensemble", "params": params}],
-            "output": {"table": to or table},
-        }
-    )
-    _report_run(run_pipeline(pipeline, wh, progress=not quiet))
-    _say(f"view {create_quality_view(wh, to or table)} updated")
+    result, view = api.apply_quality(open_cli_warehouse(), table, classifier, to=to, fit_id=fit_id, progress=not quiet)
+    print_run(result)
+    out(f"view {view} updated")
 
 
 @quality_app.command("view")
 def quality_view(table: str):
     """Create or replace the view TABLE_quality with readable names for the main signals."""
-    from dataengine.filters.quality_report import create_quality_view
-
-    _say(f"created view {create_quality_view(_wh(), table)}")
+    out(f"created view {api.quality_view(open_cli_warehouse(), table)}")
 
 
 @quality_app.command("report")
 def quality_report(
     table: str,
     weight: Optional[str] = typer.Option(None, help="SQL token weight per row"),
+    html: Optional[str] = typer.Option(None, "--html", help="also write the report with plots to this HTML file"),
 ):
     """Buckets and levels per language, and the pass rate of each heuristic."""
-    from dataengine.filters.quality_report import quality_report as build
-
-    sections = build(_wh(), table, weight)
     titles = {
         "levels": "quality levels per language (share of tokens)",
         "buckets": "ensemble buckets per language",
         "heuristics": "heuristic pass rate (% of documents) per language",
     }
-    for key, result in sections.items():
-        _say(f"[bold]{titles[key]}[/bold]")
-        _print(result, limit=500)
+    wh = open_cli_warehouse()
+    for key, result in api.quality_report(wh, table, weight).items():
+        out(f"[bold]{titles[key]}[/bold]")
+        print_arrow(result, limit=500)
+    if html:
+        out(f"report written to {api.quality_report_file(wh, table, html, weight)}")

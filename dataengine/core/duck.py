@@ -41,3 +41,12 @@ def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
             f"DuckDB extension {name!r} is not installed: pip install duckdb-extension-{name.replace('_', '-')}"
         )
     con.execute(f"LOAD '{path}'")
+
+
+def catalog_extension(catalog: str) -> str | None:
+    """The scanner extension a DuckLake catalog spec needs (``sqlite:...``, ``postgres:...``)."""
+    if catalog.startswith("sqlite:"):
+        return "sqlite_scanner"
+    if catalog.startswith("postgres:"):
+        return "postgres_scanner"
+    return None

@@ -22,3 +22,16 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return " ".join(lines) if lines else exc.__class__.__name__
+
+
+class CommitConflict(WarehouseError):
+    """Another writer changed a table this commit replaces since the run read it; nothing was committed."""
+
+
+class RunAlreadyCommitted(WarehouseError):
+    """The run id is already in ``dataengine.runs`` (a concurrent copy of the same run won)."""
+
+    def __init__(self, run_id: str, snapshot_id: int | None):
+        super().__init__(f"run {run_id} was already committed as snapshot {snapshot_id}")
+        self.run_id = run_id
+        self.snapshot_id = snapshot_id

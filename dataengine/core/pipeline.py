@@ -67,6 +67,8 @@ class ExecutorConfig(_Strict):
     memory_limit: str | None = Field(None, description="memory per worker, e.g. '4GB' (dask) or '4g' (spark)")
     dask_scheduler: str | None = Field(None, description="tcp://host:port of a running scheduler; default: a LocalCluster")
     spark_master: str | None = Field(None, description="Spark master URL; default: local[workers]")
+    listen: str = Field("127.0.0.1", description="address the servers a run starts listen on (Dask scheduler, "
+                                                 "workers and dashboard; Spark driver); 0.0.0.0 opens them to the network")
     gpu: bool = Field(False, description="stages with a `gpu` parameter use their GPU path; on dask also "
                                          "dask_cuda.LocalCUDACluster and cuDF batches for stages with one")
     reduce: Literal["driver", "engine"] = Field(
@@ -203,6 +205,19 @@ def check_columns(stages: list[Stage], source_columns: list[str]) -> None:
                 f"earlier stages do not provide (available: {', '.join(sorted(available))})"
             )
         available.update(stage.output_columns())
+
+
+def check_text_column(stages: list[Stage], source_columns: list[str]) -> None:
+    """Every document table has a ``text`` column: from the source or from a stage (extract)."""
+    produced = set(source_columns)
+    for stage in stages:
+        produced |= set(stage.output_columns())
+    if "text" not in produced:
+        shown = ", ".join(c for c in source_columns[:20])
+        raise PipelineConfigError(
+            f"the output would have no `text` column: the source has {shown or 'no columns'}; name the field that "
+            "holds the text (text_field / --text-field) or add a stage that extracts it"
+        )
 
 
 def expand_files(patterns: list[str]) -> list[str]:

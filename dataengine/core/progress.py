@@ -101,3 +101,30 @@ def run_summary(result) -> Table:
             continue
         table.add_row(name, f"{st['rows_in']:,}", f"{st['rows_out']:,}", f"{st['errors']:,}", f"{st['seconds']:.2f}")
     return table
+
+
+class _RowBar:
+    def __init__(self, progress: Progress | None, task):
+        self.progress, self.task = progress, task
+
+    def advance(self, rows: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, advance=rows)
+
+    def note(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, info=text)
+
+
+@contextlib.contextmanager
+def row_progress(total: int | None, label: str, enabled: bool = True):
+    """A bar counting rows (for work that is not split in shards: scoring, generation rounds)."""
+    if not enabled:
+        yield _RowBar(None, None)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+    )
+    with progress:
+        yield _RowBar(progress, progress.add_task(label, total=total, info=""))

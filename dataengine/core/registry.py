@@ -151,3 +151,10 @@ def get_reader(fmt: str):
 
 def all_readers() -> dict[str, Any]:
     return readers.all()
+
+
+def check_backend(name: str) -> str:
+    """A parameter validator: ``name`` is an installed LLM backend (imports nothing)."""
+    if name not in backends:
+        raise ValueError(f"unknown backend {name!r}: installed: {', '.join(backends.names())}")
+    return name

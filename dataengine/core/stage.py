@@ -114,11 +114,31 @@ def describe_params(stage_cls: type[Stage]) -> list[dict[str, str]]:
     """Parameter names, types and defaults, for `dataengine stages`."""
     out = []
     for name, info in stage_cls.Params.model_fields.items():
-        ann = info.annotation
-        type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
-        default = "required" if info.is_required() else repr(info.default)
-        out.append({"name": name, "type": type_name, "default": default, "help": info.description or ""})
+        if info.is_required():
+            default = "required"
+        else:
+            value = info.get_default(call_default_factory=True)
+            default = repr(value.model_dump() if hasattr(value, "model_dump") else value)
+        out.append({"name": name, "type": type_name(info.annotation), "default": default, "help": info.description or ""})
     return out
+
+
+def type_name(annotation) -> str:
+    """A parameter's type as a person writes it: ``str``, ``int | None``, ``'a' | 'b'``, ``list[str]``."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " | ".join(type_name(a) for a in args)
+    if annotation is type(None):
+        return "None"
+    if origin is not None:
+        inner = ", ".join(type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]" if inner else getattr(origin, "__name__", str(origin))
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 @dataclass

@@ -9,10 +9,12 @@ with the run record, so readers see the whole result or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,11 +22,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dataengine.core.errors import DataEngineError, PipelineConfigError
+from dataengine.core.errors import DataEngineError, PipelineConfigError, RunAlreadyCommitted, one_line
 from dataengine.core.pipeline import (
     PipelineConfig,
     build_stages,
     check_columns,
+    check_text_column,
     expand_files,
     fingerprint,
     validate_reader,
@@ -34,6 +37,10 @@ from dataengine.core.schema import META_SCHEMA
 from dataengine.warehouse.lake import Warehouse, WarehouseConfig, qualify
 
 SOURCE_STATS_KEY = "(source)"
+MAX_FILE_ERRORS_KEPT = 50  # per run record; the count of skipped files is always complete
+#: run stats key of the shard timeline: when each shard finished (seconds after the run
+#: started; negative for shards done by an earlier, interrupted attempt) and its rows out
+SHARDS_STATS_KEY = "(shards)"
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class Plan:
     shards: list[Shard]
     source_desc: str
     reader: object | None = None
+    #: Tables this run replaces, with the snapshot it saw them at (None: absent). The commit
+    #: fails with CommitConflict if another writer changed one of them meanwhile.
+    expect: dict = field(default_factory=dict)
 
     @property
     def output_table(self) -> str:
@@ -75,6 +85,20 @@ class RunResult:
     source_skipped: dict[str, int] = field(default_factory=dict)
     already_committed: bool = False
     seconds: float = 0.0
+    #: One line per input file that could not be read at all ("path: cause").
+    file_errors: list[str] = field(default_factory=list)
+    #: Set when a concurrent copy of this run committed first (already_committed is then True).
+    committed_by_other: bool = False
+
+    @property
+    def row_errors(self) -> int:
+        return sum(st.get("errors", 0) for st in self.stats.values())
+
+
+    @property
+    def failed_inputs(self) -> int:
+        """Input records, files and rows that went wrong (not those skipped by design)."""
+        return sum(n for reason, n in self.source_skipped.items() if reason in FAILURE_REASONS) + self.row_errors
 
 
 def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
@@ -87,6 +111,7 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
             bind(warehouse)
     src = pipeline.source
     reader = None
+    version = None
     if src.table:
         if not warehouse.table_exists(src.table):
             raise PipelineConfigError(f"source table {src.table!r} does not exist in the warehouse")
@@ -103,7 +128,7 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
     else:
         reader = validate_reader(pipeline)
         files = expand_files(src.files)
-        columns = reader.columns(files[0])
+        columns = _plan_reader(reader, files)
         shards = [Shard(key=f"file-{i:05d}", path=p) for i, p in enumerate(files)]
         source_desc = f"{len(files)} {src.format} file(s)"
         identity = {
@@ -112,6 +137,8 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
             "options": reader.options.model_dump(mode="json"),
         }
     check_columns(stages, columns)
+    if reader is not None and getattr(reader.options, "text_field", None):
+        check_text_column(stages, columns)
     run_id = fingerprint(
         {
             "source": identity,
@@ -122,7 +149,32 @@ def plan_run(pipeline: PipelineConfig, warehouse: Warehouse) -> Plan:
         }
     )
     run_dir = os.path.join(warehouse.config.runs_path, run_id)
-    return Plan(run_id, run_dir, pipeline, stages, shards, source_desc, reader)
+    return Plan(run_id, run_dir, pipeline, stages, shards, source_desc, reader,
+                expect=replaced_tables(pipeline, warehouse, version))
+
+
+def replaced_tables(pipeline: PipelineConfig, warehouse: Warehouse, source_version: int | None) -> dict:
+    """{table: snapshot} for the table an overwrite replaces, at the version the run works from.
+
+    Annotating in place replaces the snapshot it read; overwriting from files replaces the table
+    as it is now (None when it does not exist yet). The commit checks that neither changed.
+    """
+    if pipeline.write_mode != "overwrite":
+        return {}
+    out = pipeline.output.table
+    if pipeline.source.table == out:
+        return {out: source_version}
+    if not warehouse.table_exists(out):
+        return {out: None}
+    return {out: warehouse.current_snapshot()}
+
+
+def _plan_reader(reader, files: list[str]) -> list[str]:
+    """``reader.plan(files)``, with an unreadable input named in one line instead of a traceback."""
+    try:
+        return reader.plan(files)
+    except (OSError, ValueError, EOFError, pa.ArrowException) as exc:
+        raise PipelineConfigError(f"cannot plan the run over {len(files)} input file(s): {one_line(exc)}") from None
 
 
 def _file_signature(path: str) -> str:
@@ -148,9 +200,20 @@ def committed_snapshot(warehouse: Warehouse, run_id: str) -> int | None:
 # -- worker side ---------------------------------------------------------------------
 
 def read_shard(shard: Shard, reader, warehouse_config: WarehouseConfig, batch_size: int):
-    """Yield Arrow tables for one shard."""
+    """Yield Arrow tables for one shard.
+
+    A file the reader cannot go on with (a corrupt Parquet page, an I/O error) ends that
+    file, not the run: the batches read so far are kept and the file is reported with its
+    cause (``reader.file_errors``). Reading a table snapshot fails loudly instead: that is
+    the warehouse itself.
+    """
     if shard.path is not None:
-        yield from reader.read(shard.path, batch_size)
+        try:
+            yield from reader.read(shard.path, batch_size)
+        except (OSError, ValueError, EOFError, UnicodeError, pa.ArrowException) as exc:
+            if not hasattr(reader, "fail_file"):  # an intermediate segment's own file: not user input
+                raise
+            reader.fail_file(shard.path, one_line(exc))
         return
     wh = Warehouse(warehouse_config)
     with wh.connect(read_only=True) as con:
@@ -194,6 +257,7 @@ def process_shard(
     rows = 0
     if reader is not None:
         reader.skipped.clear()
+        getattr(reader, "file_errors", []).clear()  # readers of intermediate segments have none
     for stage in stages:  # a stage that cannot set up (no model, no GPU) fails the shard, not every row
         stage.ensure_setup()
     try:
@@ -212,6 +276,13 @@ def process_shard(
                 batch = batch.select(schema.names).cast(schema) if set(batch.column_names) == set(schema.names) else batch
             writer.write_table(batch)
             rows += batch.num_rows
+    except BaseException:
+        if writer is not None:
+            writer.close()
+            writer = None
+        with contextlib.suppress(OSError):
+            os.remove(tmp_path)  # never leave a partial file behind (a re-run writes it again)
+        raise
     finally:
         if writer is not None:
             writer.close()
@@ -224,8 +295,10 @@ def process_shard(
         "files": files,
         "rows": rows,
         "seconds": round(time.perf_counter() - start, 4),
+        "finished_at": round(time.time(), 3),
         "stats": {k: v.to_dict() for k, v in stats.items()},
         "source_skipped": dict(reader.skipped) if reader is not None else {},
+        "file_errors": list(getattr(reader, "file_errors", [])),
         "stage_order": names,
     }
     tmp_done = done_path + f".tmp-{os.getpid()}"
@@ -240,9 +313,57 @@ def _dup_name(stages: list[Stage], stage: Stage) -> bool:
 
 # -- driver side ----------------------------------------------------------------------
 
+@contextlib.contextmanager
+def run_lock(run_dir: str, run_id: str):
+    """Hold ``<run_dir>/.lock`` for the whole run: a second copy of the same run (same run id)
+    stops at once with a clear message instead of redoing the work beside it. The kernel
+    drops the lock when the process dies, so a killed run is resumed by the next attempt."""
+    import fcntl
+
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, ".lock")
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise DataEngineError(
+            f"run {run_id} is already running ({holder}); wait for it to finish, or stop it and "
+            "re-run this command to resume"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    fh.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+
+
+def remove_partial_files(run_dir: str) -> int:
+    """Delete what killed attempts left: ``*.tmp-PID`` files beside staged shard files.
+
+    Called under :func:`run_lock`, before any worker of this attempt starts, so every such
+    file belongs to a process that is gone. Returns how many were removed."""
+    import glob
+
+    removed = 0
+    for folder in [run_dir, *glob.glob(os.path.join(run_dir, "segment-*"))]:
+        for path in glob.glob(os.path.join(folder, "*.tmp-*")):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed += 1
+    return removed
+
+
 def prepare_run_dir(plan: Plan) -> list[Shard]:
     """Create the run folder, write the plan, return the shards that still need work."""
     os.makedirs(plan.run_dir, exist_ok=True)
+    remove_partial_files(plan.run_dir)
     plan_file = os.path.join(plan.run_dir, "plan.json")
     if not os.path.exists(plan_file):
         Path(plan_file).write_text(
@@ -264,21 +385,29 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
     missing = [s.key for s in plan.shards if s.key not in by_key]
     if missing:
         raise DataEngineError(f"run {plan.run_id}: {len(missing)} shard(s) not done, nothing committed")
+    verify_staged(plan, by_key)
     files = [f for s in plan.shards for f in by_key[s.key]["files"]]
     order = records[0]["stage_order"] if records else [s.name for s in plan.stages]
     totals = {name: StageStats() for name in order}
     skipped: dict[str, int] = {}
+    file_errors: list[str] = []
     rows = 0
     for rec in records:
         rows += rec["rows"]
+        file_errors.extend(rec.get("file_errors", []))
         for name, raw in rec["stats"].items():
             totals.setdefault(name, StageStats()).merge(StageStats.from_dict(raw))
         for reason, n in rec.get("source_skipped", {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
+    refuse_failed_run(plan, totals, skipped, file_errors, rows)
     schema = _unified_schema(files)
     stats = {name: st.to_dict() for name, st in totals.items()}
-    if skipped:
-        stats[SOURCE_STATS_KEY] = {"skipped": skipped}
+    if skipped or file_errors:
+        stats[SOURCE_STATS_KEY] = {"skipped": skipped, "file_errors": file_errors[:MAX_FILE_ERRORS_KEPT]}
+    timeline = sorted((r["finished_at"], r["rows"]) for r in records if "finished_at" in r)
+    if timeline:  # throughput over time in the run report
+        stats[SHARDS_STATS_KEY] = {"finished_s": [round(t - started, 3) for t, _ in timeline],
+                                   "rows": [n for _, n in timeline]}
     now = dt.datetime.now(dt.timezone.utc)
     run_record = {
         "run_id": plan.run_id,
@@ -293,21 +422,107 @@ def commit_run(plan: Plan, warehouse: Warehouse, records: list[dict], executor: 
         "config": json.dumps(plan.pipeline.model_dump(mode="json")),
         "stats": json.dumps(stats),
     }
-    snapshot = warehouse.commit_files(
-        plan.output_table,
-        files,
-        schema,
-        mode=plan.pipeline.write_mode,
-        message=f"run {plan.run_id} ({plan.pipeline.name}): {rows} rows from {plan.source_desc}",
-        meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
-    )
+    try:
+        snapshot = warehouse.commit_files(
+            plan.output_table,
+            files,
+            schema,
+            mode=plan.pipeline.write_mode,
+            message=f"run {plan.run_id} ({plan.pipeline.name}): {rows} rows from {plan.source_desc}",
+            meta_rows=[(f"{META_SCHEMA}.runs", run_record)],
+            expect=plan.expect,
+        )
+    except OSError as exc:  # the commit's scratch files: a full disk, a read-only data folder
+        raise DataEngineError(f"commit to {plan.output_table!r} failed, nothing was committed: {exc}; "
+                              "re-run the same command to retry the commit (the shards are kept)") from None
+    except RunAlreadyCommitted as exc:
+        # Another copy of this very run (another machine, same run id) committed first: the
+        # table has these rows exactly once, from that commit.
+        n = len(plan.shards)
+        return RunResult(plan.run_id, plan.output_table, exc.snapshot_id, 0, n, n, {}, already_committed=True,
+                         committed_by_other=True, seconds=time.time() - started)
     # The run row is inserted in the commit's own transaction, so DuckLake's virtual
     # `snapshot_id` column of dataengine.runs tells which snapshot each run produced.
     Path(os.path.join(plan.run_dir, "COMMITTED")).write_text(str(snapshot))
     return RunResult(
         plan.run_id, plan.output_table, snapshot, rows, len(plan.shards), 0, stats, skipped,
-        seconds=time.time() - started,
+        seconds=time.time() - started, file_errors=file_errors,
     )
+
+
+class RunFailed(DataEngineError):
+    """Every input of a run failed: nothing was committed (the message says what failed)."""
+
+
+#: Reader skip reasons that are failures (bad input), as opposed to records skipped by design
+#: (not HTML, a revisit, too large for the configured limit, truncated by the crawler).
+FAILURE_REASONS = frozenset(
+    {"bad_json", "not_an_object", "missing_text", "bad_value", "bad_row_group", "bad_record",
+     "bad_content_encoding", "unsupported_content_encoding", "unreadable_rest_of_file", "unreadable_file",
+     "empty_file", "too_long_line"}
+)
+
+
+def refuse_failed_run(plan: Plan, totals: dict, skipped: dict[str, int], file_errors: list[str], rows: int) -> None:
+    """A run whose rows all failed is not committed: it produced no row because its inputs
+    failed, or a stage failed on every row it saw (the rows would carry nothing but nulls).
+
+    Committing it would record the run as done (a re-run would do nothing) and, for an
+    overwrite, replace a table with nothing. Its done markers are removed, so a re-run after
+    fixing the cause does the work again. A run that produced no row because a filter
+    dropped every row, or every record was skipped by design, commits as usual.
+    """
+    failed_records = {k: v for k, v in skipped.items() if k in FAILURE_REASONS}
+    row_errors = {name: st for name, st in totals.items() if st.errors}
+    every_row_failed = [name for name, st in totals.items() if st.rows_in and st.errors >= st.rows_in]
+    if not every_row_failed and (rows or not (failed_records or row_errors or file_errors)):
+        return
+    parts = []
+    if file_errors:
+        parts.append(f"{len(file_errors)} unreadable input file(s), first: {file_errors[0]}")
+    if failed_records:
+        parts.append("bad input records: " + ", ".join(f"{k} {v:,}" for k, v in sorted(failed_records.items())))
+    for name, st in row_errors.items():
+        sample = f" (e.g. {st.error_samples[0]})" if st.error_samples else ""
+        parts.append(f"stage {name}: {st.errors:,} of {st.rows_in:,} rows failed{sample}")
+    import shutil
+
+    run_dir = Path(plan.run_dir)
+    for marker in [*run_dir.glob("*.done.json"), *run_dir.glob("segment-*/*.done.json")]:
+        with contextlib.suppress(OSError):
+            marker.unlink()
+    for reduced in run_dir.glob("reduce-*"):
+        shutil.rmtree(reduced, ignore_errors=True)
+    what = "every input failed" if not rows else f"stage {every_row_failed[0]} failed on every row"
+    raise RunFailed(
+        f"run {plan.run_id}: {what}, nothing was committed; " + "; ".join(parts)
+        + ". Fix the cause and re-run the same command"
+    )
+
+
+def verify_staged(plan: Plan, by_key: dict[str, dict]) -> None:
+    """Check every staged file before it is registered: a readable Parquet footer and the row
+    count its done marker promised. A damaged file (a disk error, someone's editor) is removed
+    with its marker, and the run stops with the shard names: a re-run redoes only those."""
+    bad = []
+    for shard in plan.shards:
+        record = by_key[shard.key]
+        for path in record["files"]:
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+                problem = None if rows == record["rows"] else f"{rows} rows, its done marker says {record['rows']}"
+            except (OSError, pa.ArrowException) as exc:
+                problem = one_line(exc)
+            if problem:
+                bad.append(f"{path}: {problem}")
+                for stale in (path, os.path.join(plan.run_dir, f"{shard.key}.done.json")):
+                    with contextlib.suppress(OSError):
+                        os.remove(stale)
+    if bad:
+        raise DataEngineError(
+            f"run {plan.run_id}: {len(bad)} staged file(s) are damaged, nothing was committed; they were removed, "
+            f"re-run the same command to redo those shards: " + "; ".join(bad[:5])
+        )
 
 
 def _unified_schema(files: list[str]) -> pa.Schema:

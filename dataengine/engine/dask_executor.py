@@ -49,12 +49,15 @@ def dask_client(cfg: ExecutorConfig, client=None):
         with Client(cfg.dask_scheduler) as remote:
             yield remote
         return
+    # Every server of the cluster (scheduler, nannies, workers, dashboard) listens on
+    # cfg.listen only: loopback unless the user opens it on purpose (docs/executors.md).
     options = dict(
         n_workers=cfg.workers,
         threads_per_worker=cfg.threads,
         memory_limit=cfg.memory_limit or "auto",
-        host="127.0.0.1",
-        dashboard_address=":0",
+        host=cfg.listen,
+        dashboard_address=f"{cfg.listen}:0",
+        worker_dashboard_address=None,
         silence_logs=logging.ERROR,
     )
     if cfg.gpu:

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from dataengine.engine.base import Plan, RunResult, Shard, commit_run, prepare_run_dir, process_shard
+from dataengine.engine.base import Plan, RunResult, Shard, commit_run, prepare_run_dir, process_shard, run_lock
 from dataengine.core.global_stage import GlobalMapStep, GlobalStage
 from dataengine.engine.reduce import ReducedShardReader, reduce_done
 from dataengine.engine.reduce_plan import reduce_on_driver
@@ -73,7 +73,12 @@ def execute_plan(
 ) -> RunResult:
     """Run every segment of ``plan`` with ``run_shards``, every reduce with ``reduce``, commit once."""
     started = started or time.time()
-    reduce = reduce or reduce_on_driver
+    with run_lock(plan.run_dir, plan.run_id):
+        return _execute_locked(plan, warehouse, executor, run_shards, reduce or reduce_on_driver, progress, started)
+
+
+def _execute_locked(plan: Plan, warehouse, executor: str, run_shards: RunShards, reduce: Reduce, progress: bool,
+                    started: float) -> RunResult:
     prepare_run_dir(plan)
     segments = split_segments(plan.stages)
     shards, reader = plan.shards, plan.reader
@@ -157,6 +162,7 @@ def merge_segment_records(per_segment: list[list[dict]], reduce_stats: list[tupl
                 "stats": stats,
                 "stage_order": order,
                 "source_skipped": per_segment[0][i].get("source_skipped", {}),
+                "file_errors": per_segment[0][i].get("file_errors", []),
             }
         )
     return merged

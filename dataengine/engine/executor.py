@@ -36,11 +36,11 @@ class Executor:
     #: Whether ``--gpu`` is supported at all (stages' own GPU paths run in its workers).
     supports_gpu: ClassVar[bool] = True
 
-    def __init__(self, config: ExecutorConfig, warehouse, **resources):
+    def __init__(self, config: ExecutorConfig, warehouse, progress: bool = True, **resources):
         self.config = config
         self.warehouse = warehouse
+        self.progress = progress  # False: no progress bars and no engine chatter (-q)
         self.resources = resources  # e.g. an existing Dask client or Spark session
-        self.progress = False  # run_pipeline sets it: progress bars for shards and reduce steps
 
     # -- to override -------------------------------------------------------------------
     def where(self) -> str:
@@ -66,6 +66,22 @@ class Executor:
 
     def reduce_place(self) -> str:
         return "DuckDB on the driver"
+
+
+def check_output_mode(pipeline: PipelineConfig, warehouse) -> None:
+    """Writing into an existing table that is not the source must say append or overwrite.
+
+    Without it a slightly different second run would silently add a second copy of every
+    row. Annotating a table in place (source = output) overwrites by definition, and a run
+    that already committed is skipped before this check.
+    """
+    out = pipeline.output.table
+    in_place = pipeline.source.table is not None and pipeline.source.table == out
+    if pipeline.output.mode is None and not in_place and warehouse.table_exists(out):
+        raise PipelineConfigError(
+            f"table {out!r} already exists: say --mode append to add these rows to it or --mode overwrite to "
+            "replace it (to annotate a table in place, give the same table to --from and --to)"
+        )
 
 
 def executor_class(kind: str) -> type[Executor]:
@@ -98,8 +114,8 @@ def run_pipeline(
         if snap is not None:
             n = len(plan.shards)
             return RunResult(plan.run_id, plan.output_table, snap, 0, n, n, {}, already_committed=True)
-    runner = cls(cfg, warehouse, **resources)
-    runner.progress = progress
+    check_output_mode(pipeline, warehouse)
+    runner = cls(cfg, warehouse, progress=progress, **resources)
     if cfg.gpu:
         plan.stages = runner.prepare_gpu_stages(plan.stages)
     with runner.session(plan):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
+from dataengine.core.errors import DataEngineError
 from dataengine.engine.base import Plan, process_shard
 from dataengine.engine.executor import Executor
 from dataengine.engine.worker_cache import process_shard_in_worker, warm_up
@@ -45,7 +47,13 @@ class LocalExecutor(Executor):
             for shard in pending:
                 bar.advance(process_shard(shard, *args)["rows"])
             return
-        _share_with_pool(self.pool, self.n_workers - 1, pending, args, bar)
+        try:
+            _share_with_pool(self.pool, self.n_workers - 1, pending, args, bar)
+        except BrokenProcessPool:
+            raise DataEngineError(
+                "a worker process died (killed, or out of memory); the shards it finished are kept: "
+                "re-run the same command to resume"
+            ) from None
 
 
 def _share_with_pool(pool: ProcessPoolExecutor, children: int, pending: list, args: tuple, bar) -> None:

@@ -41,15 +41,19 @@ from dataengine.engine.shuffle_plan import (
 from dataengine.engine.worker_cache import process_shard_in_worker
 
 
-def spark_session(master: str | None = None, workers: int = 2, retries: int = 3, memory: str | None = None):
+def spark_session(master: str | None = None, workers: int = 2, retries: int = 3, memory: str | None = None,
+                  quiet: bool = False, listen: str | None = None):
     """Get or create the SparkSession: ``local[workers,retries]`` unless a master URL is given.
 
-    Workers run this interpreter (PYSPARK_PYTHON) and everything binds to 127.0.0.1 unless
-    the environment says otherwise.
+    Workers run this interpreter (PYSPARK_PYTHON) and the driver binds to ``listen``
+    (default: SPARK_LOCAL_IP, else 127.0.0.1); the Spark UI is off. ``quiet`` starts the JVM
+    with errors-only logging (no start-up banner), for ``-q``.
     """
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if listen:
+        os.environ["SPARK_LOCAL_IP"] = listen
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
@@ -67,9 +71,32 @@ def spark_session(master: str | None = None, workers: int = 2, retries: int = 3,
     )
     if memory:
         builder = builder.config("spark.driver.memory", memory).config("spark.executor.memory", memory)
-    session = builder.getOrCreate()
+    with _jvm_stderr_silenced(quiet):
+        session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@contextlib.contextmanager
+def _jvm_stderr_silenced(quiet: bool):
+    """Start the JVM with its stderr on /dev/null (``-q``): no banner, no log4j warnings.
+
+    The JVM inherits file descriptor 2 when it is launched; Python's own stderr is restored
+    right after. Failures still reach the driver as Py4J exceptions with their messages.
+    """
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class SparkExecutor(Executor):
@@ -87,7 +114,8 @@ class SparkExecutor(Executor):
         self.partitions = len(plan.shards)
         given = self.resources.get("spark")
         cfg = self.config
-        self.spark = given or spark_session(cfg.spark_master, cfg.workers, cfg.retries, cfg.memory_limit)
+        self.spark = given or spark_session(cfg.spark_master, cfg.workers, cfg.retries, cfg.memory_limit,
+                                            quiet=not self.progress, listen=cfg.listen)
         try:
             yield
         finally:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Literal
 
 import pyarrow as pa
 import xxhash
@@ -24,7 +23,8 @@ from dataengine.generators.backends import make_backend
 from dataengine.generators.backends.base import Backend, GenerationRequest, GenerationResult, ResultHook, SamplingParams
 from dataengine.generators.cache import CachedBackend, RequestCache
 from dataengine.generators.prompts import PromptTemplate, load_prompt
-from dataengine.core.stage import Stage, StageParams
+from dataengine.core.llm import LLMParams
+from dataengine.core.stage import Stage
 
 SYNTHETIC_SCHEMA = pa.schema(
     [
@@ -53,14 +53,7 @@ SYNTHETIC_SCHEMA = pa.schema(
 )
 
 
-class RecipeParams(StageParams):
-    backend: Literal["transformers", "http", "vllm"] = Field("transformers", description="transformers | http | vllm")
-    model: str | None = Field(None, description="model spec (default: smollm2 for transformers)")
-    backend_options: dict = Field(default_factory=dict, description="backend settings, e.g. base_url, concurrency")
-    sampling: SamplingParams = Field(default_factory=SamplingParams)
-    seed: int = Field(0, description="sampling seed (sent with every request) and sub-sampling seed")
-    prompt_version: str = Field("v1", description="version of the prompt template files")
-    cache_path: str | None = Field(None, description="request cache file (the CLI uses WAREHOUSE/cache/generate)")
+class RecipeParams(LLMParams):
     id_column: str = "id"
     text_column: str = "text"
 
@@ -94,8 +87,12 @@ class Recipe(Stage):
     def required_columns(self):
         return (self.params.id_column, self.params.text_column)
 
+    def output_schema(self) -> pa.Schema:
+        """The rows this recipe writes: the provenance schema (a recipe may add columns)."""
+        return SYNTHETIC_SCHEMA
+
     def output_columns(self):
-        return {f.name: f.type for f in SYNTHETIC_SCHEMA}
+        return {f.name: f.type for f in self.output_schema()}
 
     # -- resources -------------------------------------------------------------------
     def setup(self) -> None:
@@ -136,7 +133,11 @@ class Recipe(Stage):
         for i, job in enumerate(jobs):
             units.setdefault(job.unit, []).append(i)
         rows = [self._row([jobs[i] for i in idx], [results[i] for i in idx]) for idx in units.values()]
-        return pa.Table.from_pylist(rows, schema=SYNTHETIC_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=self.output_schema())
+
+    def extra_fields(self, jobs: list[Job], out: UnitOutput) -> dict:
+        """Values of the columns a recipe adds to the provenance schema, for one unit."""
+        return {}
 
     def _row(self, jobs: list[Job], results: list[GenerationResult]) -> dict:
         order = sorted(range(len(jobs)), key=lambda k: jobs[k].segment_id)
@@ -177,6 +178,7 @@ class Recipe(Stage):
             "drop_reason": out.drop_reason,
             "raw_output": None if errors else "\n\n".join(r.text or "" for r in results),
             "text": out.text,
+            **self.extra_fields(jobs, out),
         }
 
     def fingerprint(self):

@@ -122,3 +122,35 @@ def _long_pass_rates(wide: pa.Table, passes: list[str]) -> pa.Table:
             rec[f"{r['language']} (n={r['docs']})"] = r[col]
         records.append(rec)
     return pa.Table.from_pylist(records)
+
+
+def quality_page(report: dict[str, pa.Table], table: str):
+    """Plots of :func:`quality_report`: levels and buckets per language, heuristic pass rates."""
+    from dataengine.reports import charts
+    from dataengine.reports.page import Page, Section, table_html
+
+    sections = []
+    if "levels" in report:
+        rows = [r for r in report["levels"].to_pylist()]
+        data = [{"language": r["language"], "level": r["quality_level"] or "(none)", "pct": r["pct_tokens"] or 0.0}
+                for r in rows]
+        sections.append(Section("Quality levels", [charts.bar(
+            "share of tokens per quality level, per language (%)", data, "language", "pct", color="level",
+            stack=True, value_title="% of tokens", sort=None)], blocks=[table_html(rows)]))
+    if "buckets" in report:
+        rows = report["buckets"].to_pylist()
+        data = [{"bucket": r["quality_bucket"], "language": r["language"], "docs": r["docs"]}
+                for r in rows if r["quality_bucket"] is not None]
+        sections.append(Section("Ensemble buckets", [charts.bar(
+            "documents per ensemble bucket (0-19)", data, "bucket", "docs", color="language", stack=True,
+            horizontal=False, sort=None, value_title="documents")]))
+    if "heuristics" in report:
+        rows = report["heuristics"].to_pylist()
+        data = [{"heuristic": r["heuristic"], "language": k, "pass_rate": v}
+                for r in rows for k, v in r.items() if k != "heuristic" and v is not None]
+        by_lang = Section("Heuristic pass rates", blocks=[table_html(rows)])
+        by_lang.figures.append(charts.bar(
+            "documents passing each heuristic, per language (%)", data, "heuristic", "pass_rate", color="language",
+            percent=True, sort=None, value_title="% of documents passing"))
+        sections.append(by_lang)
+    return Page(f"quality of {table}", sections=sections)

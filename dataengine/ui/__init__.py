@@ -1,0 +1,1 @@
+"""The local web UI (``dataengine ui``): tables, blends, runs and their reports, and a read-only SQL box."""

@@ -1,0 +1,1 @@
+"""Verifiable rewards: the ``reward`` stage, its verifiers and the code sandbox."""
