@@ -145,7 +145,6 @@ def write_cluster_corpus(folder, files: int = 4, seed: int = 11) -> tuple[list[s
     Returns the file paths and the planted truth: ``chains`` (lists of ids) and ``large``,
     as the ids the ingested table has.
     """
-    from dataengine.core.schema import make_doc_id
     from dataengine.filters.near_duplicates import edit_words
 
     rng = random.Random(seed)
@@ -200,17 +199,14 @@ def write_cluster_corpus(folder, files: int = 4, seed: int = 11) -> tuple[list[s
         records.append({"id": f"copy-{i:02d}", "text": text, "url": url, "source": "copies", "fetched_at": when()})
     rng.shuffle(records)
     folder.mkdir(parents=True, exist_ok=True)
-    paths, table_id = [], {}
+    paths = []
     for f in range(files):
         path = folder / f"part-{f}.jsonl"
         with open(path, "w") as fh:
             for rec in records[f::files]:
                 fh.write(json.dumps(rec) + "\n")
-                table_id[rec["id"]] = make_doc_id(path.name, rec["id"])  # what ingest names it
         paths.append(str(path))
-    truth = {"chains": [[table_id[i] for i in ids] for ids in truth["chains"]],
-             "large": [table_id[i] for i in truth["large"]]}
-    return paths, truth
+    return paths, truth  # ingest keeps a JSONL record's own id, so these are the table's ids
 
 
 def _similarities(docs: list[list[str]]) -> tuple[float, float, float]:

@@ -82,14 +82,20 @@ def test_every_global_stage_gives_the_same_columns_on_driver_dask_and_spark(lake
 
     # ...and the common answer is right.
     by_id = {r["id"]: r for r in expected}
+
+    def members_of(cluster: str) -> list[str]:
+        return [r["id"] for r in expected if r["fuzzy_dup_cluster"] == cluster]
+
     for a, b, c in truth["chains"]:
         sets = shingle_sets([by_id[x]["text"] for x in (a, b, c)], "word", 5)
         assert jaccard(sets[0], sets[1]) >= 0.8 and jaccard(sets[1], sets[2]) >= 0.8 > jaccard(sets[0], sets[2])
         # A and C are too far apart to be checked duplicates, yet one component through B
         assert len({by_id[x]["fuzzy_dup_cluster"] for x in (a, b, c)}) == 1
-        assert by_id[a]["fuzzy_dup_cluster"] == min(a, b, c)
+        assert by_id[a]["fuzzy_dup_cluster"] == min(members_of(by_id[a]["fuzzy_dup_cluster"]))
     large = {by_id[x]["fuzzy_dup_cluster"] for x in truth["large"]}
-    assert large == {min(truth["large"])}
+    assert len(large) == 1  # one cluster, named by its smallest member (copies of the hub may join it)
+    (cluster,) = large
+    assert set(truth["large"]) <= set(members_of(cluster)) and cluster == min(members_of(cluster))
     assert by_id[truth["large"][0]]["fuzzy_dup_cluster_size"] >= len(truth["large"])
     for prefix in ("fuzzy_dup", "fuzzy_raw", "dup", "url_dup"):
         clusters: dict = {}
