@@ -40,7 +40,7 @@ system-deps:
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "warning: no chromium/chromedriver on PATH; the browser tests of reports and the UI will be skipped"; fi; }
+	  else echo "warning: no chromium/chromedriver on PATH; the browser tests of reports and the UI will fail"; fi; }
 
 demo: install
 	$(VENV)/bin/dataengine --warehouse $(DEMO_WAREHOUSE) demo

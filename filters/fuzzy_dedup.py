@@ -3,13 +3,15 @@
 map (per batch, any executor): normalise text, hash shingles, MinHash signatures
 (:mod:`dataengine.kernels.minhash`, NumPy or CuPy), LSH band hashes -> private list column.
 
-reduce (DuckDB on the driver by default):
+reduce: a program of keyed steps (:meth:`FuzzyDedup.reduce_steps`) that runs in DuckDB on
+the driver (default) or, with ``reduce: engine``, as Dask/Spark shuffles, with the same
+result. Nodes are rows' ``_pos`` (shard index << 32 | row), the same on every executor.
 1. unnest band hashes; documents sharing a (band, hash) bucket are candidates: each bucket
    links its members to its smallest node (a star), so edges grow linearly with bucket size;
 2. optionally check the exact Jaccard similarity of every candidate edge on the shingle sets
    (only documents that have a candidate are re-read) and drop edges under the threshold;
-3. connected components by label propagation, iterated as SQL statements in DuckDB until
-   no label changes (no signature or node list is ever a Python object);
+3. connected components by alternating large-star/small-star steps
+   (:mod:`dataengine.engine.components`): O(log n) rounds, ``max_rounds`` at most;
 4. per document: cluster id (the smallest document id of its component, so every executor
    names clusters alike), cluster size, and the keep flag (first by ``order_by``).
 
@@ -19,6 +21,7 @@ Columns: ``<prefix>_cluster``, ``<prefix>_cluster_size``, ``<prefix>_keep`` (def
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -26,7 +29,8 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from dataengine.core.errors import StageError
-from dataengine.core.global_stage import ROW_COL, SHARD_COL, GlobalStage, quote_ident
+from dataengine.core.global_stage import POS_COL, ROW_COL, SHARD_COL, GlobalStage, quote_ident
+from dataengine.core.reduce_steps import Input, ReducePlan, Relation
 from dataengine.core.stage import StageParams
 
 PRESETS = {
@@ -51,6 +55,7 @@ class FuzzyParams(StageParams):
     prefix: str = Field("fuzzy_dup", pattern=r"^[a-z][a-z0-9_]*$")
     order_by: list[str] = Field(["fetched_at", "id"], description="keep rule: first document by these columns")
     gpu: bool = Field(False, description="compute signatures with CuPy on the GPU (same results)")
+    max_rounds: int = Field(64, ge=1, description="round limit of the connected-components iterations")
 
     @model_validator(mode="before")
     @classmethod
@@ -71,7 +76,7 @@ class FuzzyParams(StageParams):
 
 class FuzzyDedup(GlobalStage):
     name = "fuzzy_dedup"
-    version = "1"
+    version = "2"
     description = "MinHash-LSH near-duplicate clusters: <prefix>_cluster, _cluster_size, _keep (global)"
     Params = FuzzyParams
 
@@ -125,99 +130,132 @@ class FuzzyDedup(GlobalStage):
         p = self.params.prefix
         return {f"{p}_cluster": pa.string(), f"{p}_cluster_size": pa.int64(), f"{p}_keep": pa.bool_()}
 
-    def reduce_sql(self, rows: str) -> str:
-        raise NotImplementedError("fuzzy_dedup's reduce iterates: see reduce_duckdb")
+    def reduce_steps(self, plan: ReducePlan, rows: Relation) -> None:
+        """Buckets -> candidate edges -> (Jaccard check) -> connected components -> clusters.
 
-    def reduce_duckdb(self, con, rows: str) -> str:
-        """Build candidate edges and components in temp tables; return the final SELECT."""
+        Every step is keyed (see :mod:`dataengine.core.reduce_steps`), so the same program
+        runs in DuckDB on the driver and as Dask/Spark shuffles. Nodes are rows' ``_pos``.
+        """
         p = self.params
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fz_nodes AS
-                SELECT row_number() OVER (ORDER BY id, {SHARD_COL}, {ROW_COL}) AS node,
-                       {SHARD_COL}, {ROW_COL}, id FROM {rows}"""
+        bands = quote_ident(self._bands_col)
+        # 1. one row per (document, band); each bucket (band, hash) links its members to its
+        #    smallest node (a star), so edges grow linearly with bucket size.
+        edges = plan.step(
+            "candidate edges from LSH buckets",
+            {"bands": Input(rows, "h", f"""
+                SELECT node, band::INTEGER AS band, h
+                FROM (SELECT {POS_COL} AS node, unnest({bands}) AS h, generate_subscripts({bands}, 1) AS band
+                      FROM bands)""")},
+            sql="""SELECT DISTINCT a, node AS b FROM (
+                       SELECT node, min(node) OVER (PARTITION BY band, h) AS a FROM bands)
+                   WHERE a <> node""",
         )
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE fz_buckets AS
-                SELECT n.node, b.band, b.h FROM (
-                    SELECT {SHARD_COL}, {ROW_COL}, unnest({quote_ident(self._bands_col)}) AS h,
-                           generate_subscripts({quote_ident(self._bands_col)}, 1) AS band
-                    FROM {rows}) b
-                JOIN fz_nodes n USING ({SHARD_COL}, {ROW_COL})"""
-        )
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE fz_edges AS
-               SELECT DISTINCT a, b FROM (
-                   SELECT min(node) OVER (PARTITION BY band, h) AS a, node AS b FROM fz_buckets)
-               WHERE a <> b"""
-        )
-        con.execute("DROP TABLE fz_buckets")
         if p.jaccard_check:
-            self._check_edges(con, rows)
-        _components(con)
-        order = ", ".join(f"{quote_ident(c)} ASC NULLS LAST" for c in p.order_by)
-        prefix = p.prefix
-        return f"""
-            WITH labelled AS (
-                SELECT r.*, coalesce(l.comp, n.node) AS comp
-                FROM {rows} r JOIN fz_nodes n USING ({SHARD_COL}, {ROW_COL})
-                LEFT JOIN fz_labels l ON l.node = n.node)
-            SELECT {SHARD_COL}, {ROW_COL},
-                   min(id) OVER (PARTITION BY comp) AS {prefix}_cluster,
-                   count(*) OVER (PARTITION BY comp) AS {prefix}_cluster_size,
-                   row_number() OVER (PARTITION BY comp ORDER BY {order}, id, {SHARD_COL}, {ROW_COL}) = 1 AS {prefix}_keep
-            FROM labelled"""
+            edges = self._checked_edges(plan, edges)
+        labels = plan.components(edges, max_rounds=p.max_rounds)
+        self._clusters(plan, rows, labels)
 
-    def _check_edges(self, con, rows: str) -> None:
-        """Keep only candidate edges whose exact shingle Jaccard reaches the threshold."""
-        from dataengine.filters.shingles import jaccard, shingle_sets
+    def _checked_edges(self, plan: ReducePlan, edges: Relation) -> Relation:
+        """Keep only candidate edges whose exact shingle Jaccard reaches the threshold.
 
+        Two steps keyed by shard: the first reads each edge's ``a`` text from ``a``'s mapped
+        shard file, the second ``b``'s text from ``b``'s and compares; a shard file is read by
+        one partition, and only documents with a candidate edge travel with their text."""
         p = self.params
-        n_edges = con.execute("SELECT count(*) FROM fz_edges").fetchone()[0]
-        if n_edges == 0:
-            return
-        texts = con.execute(
-            f"""SELECT n.node, r.{quote_ident(p.text_column)} AS text FROM fz_nodes n
-                JOIN {rows} r USING ({SHARD_COL}, {ROW_COL})
-                WHERE n.node IN (SELECT a FROM fz_edges UNION SELECT b FROM fz_edges)
-                ORDER BY n.node"""
-        ).to_arrow_table()
-        nodes = texts.column("node").to_numpy()
-        sets = shingle_sets(texts.column("text").to_pylist(), p.unit, p.ngram)
-        where = {int(n): i for i, n in enumerate(nodes)}
-        edges = con.execute("SELECT a, b FROM fz_edges").fetchnumpy()
-        keep = np.fromiter(
-            (jaccard(sets[where[int(a)]], sets[where[int(b)]]) >= p.threshold for a, b in zip(edges["a"], edges["b"])),
-            dtype=bool,
-            count=len(edges["a"]),
+        files, column = plan.shard_files, p.text_column
+        with_a = plan.step(
+            "jaccard check: first texts",
+            {"e": Input(edges, "shard", "SELECT a, b, a >> 32 AS shard FROM e")},
+            sql="SELECT DISTINCT a, b, shard FROM e",  # an edge found in several bands, once
+            fn=functools.partial(with_texts, files=files, column=column, node="a", text="text_a"),
+            schema=pa.schema([("a", pa.int64()), ("b", pa.int64()), ("text_a", pa.string())]),
         )
-        con.register("fz_checked", pa.table({"a": edges["a"][keep], "b": edges["b"][keep]}))
-        con.execute("CREATE OR REPLACE TEMP TABLE fz_edges AS SELECT a, b FROM fz_checked")
-        con.unregister("fz_checked")
+        checked = plan.step(
+            "jaccard check",
+            {"e": Input(with_a, "shard", "SELECT a, b, text_a, b >> 32 AS shard FROM e")},
+            fn=functools.partial(check_edges, files=files, column=column, unit=p.unit, ngram=p.ngram,
+                                 threshold=p.threshold),
+            schema=EDGES_SCHEMA,
+        )
+        plan.drop(with_a)
+        return checked
+
+    def _clusters(self, plan: ReducePlan, rows: Relation, labels: Relation) -> None:
+        """Per document: cluster id (the smallest document id of its component, so every
+        executor names clusters alike), cluster size, keep flag (first by ``order_by``)."""
+        p = self.params
+        prefix = p.prefix
+        keep_cols = [c for c in dict.fromkeys(["id", *p.order_by])]
+        cols = ", ".join(quote_ident(c) for c in keep_cols)
+        order = ", ".join(f"{quote_ident(c)} ASC NULLS LAST" for c in p.order_by)
+        # Rows in no component (most of them) are final here; the others travel on by component.
+        members = plan.step(
+            "components of documents",
+            {
+                "r": Input(rows, POS_COL, f"SELECT {SHARD_COL}, {ROW_COL}, {POS_COL}, {cols} FROM r"),
+                "l": Input(labels, "a"),
+                "c": Input(labels, "centre", "SELECT DISTINCT b AS centre FROM c"),
+            },
+            sql=f"""SELECT r.*, coalesce(l.b, r.{POS_COL}) AS _comp FROM r
+                    LEFT JOIN (SELECT a, min(b) AS b FROM l GROUP BY a) l ON l.a = r.{POS_COL}
+                    WHERE l.a IS NOT NULL OR r.{POS_COL} IN (SELECT centre FROM c)""",
+            final=f"""SELECT {SHARD_COL}, {ROW_COL}, id AS {prefix}_cluster, 1::BIGINT AS {prefix}_cluster_size,
+                             true AS {prefix}_keep
+                      FROM r WHERE {POS_COL} NOT IN (SELECT a FROM l) AND {POS_COL} NOT IN (SELECT centre FROM c)""",
+        )
+        plan.drop(labels)
+        plan.step(
+            "clusters",
+            {"r": Input(members, "_comp")},
+            final=f"""SELECT {SHARD_COL}, {ROW_COL},
+                             min(id) OVER (PARTITION BY _comp) AS {prefix}_cluster,
+                             count(*) OVER (PARTITION BY _comp) AS {prefix}_cluster_size,
+                             row_number() OVER (PARTITION BY _comp ORDER BY {order}, id, {SHARD_COL}, {ROW_COL}) = 1
+                                 AS {prefix}_keep
+                      FROM r""",
+        )
 
 
-def _components(con, max_iterations: int = 1000) -> None:
-    """Label propagation in DuckDB: every node takes the smallest label among its neighbours."""
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE fz_labels AS
-           SELECT node, node AS comp FROM (SELECT a AS node FROM fz_edges UNION SELECT b FROM fz_edges)"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE fz_undirected AS
-           SELECT a AS x, b AS y FROM fz_edges UNION ALL SELECT b, a FROM fz_edges"""
-    )
-    for _ in range(max_iterations):
-        con.execute(
-            """CREATE OR REPLACE TEMP TABLE fz_next AS
-               SELECT l.node, least(l.comp, coalesce(min(n.comp), l.comp)) AS comp
-               FROM fz_labels l
-               LEFT JOIN fz_undirected u ON u.x = l.node
-               LEFT JOIN fz_labels n ON n.node = u.y
-               GROUP BY l.node, l.comp"""
-        )
-        changed = con.execute(
-            "SELECT count(*) FROM fz_next x JOIN fz_labels l USING (node) WHERE x.comp <> l.comp"
-        ).fetchone()[0]
-        con.execute("CREATE OR REPLACE TEMP TABLE fz_labels AS SELECT * FROM fz_next")
-        if changed == 0:
-            return
-    raise RuntimeError("connected components did not converge")
+EDGES_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64())])
+
+
+def with_texts(edges: pa.Table, files: list[str], column: str, node: str, text: str) -> pa.Table:
+    """``edges`` with column ``text``: the text of node ``node`` (shard index << 32 | row),
+    read from its mapped shard file; each shard's text column is read once. Drops ``shard``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    edges = edges.sort_by("shard")
+    shards = edges.column("shard")
+    parts, offset = [], 0
+    for entry in pc.value_counts(shards).to_pylist():  # sorted: each shard's edges are contiguous
+        part = edges.slice(offset, entry["counts"])
+        offset += entry["counts"]
+        rows = pc.bit_wise_and(part.column(node), pa.scalar(0xFFFFFFFF, pa.int64()))
+        texts = pq.read_table(files[entry["values"]], columns=[column]).column(column).take(rows)
+        parts.append(part.drop_columns(["shard"]).append_column(text, texts.cast(pa.string())))
+    if not parts:
+        return edges.drop_columns(["shard"]).append_column(text, pa.array([], pa.string()))
+    return pa.concat_tables(parts)
+
+
+def check_edges(edges: pa.Table, files: list[str], column: str, unit: str, ngram: int, threshold: float) -> pa.Table:
+    """The edges ``(a, b, text_a, shard of b)`` whose shingle-set Jaccard is at least ``threshold``."""
+    from dataengine.filters.shingles import jaccard, shingle_sets
+
+    edges = with_texts(edges, files, column, node="b", text="text_b")
+    if edges.num_rows == 0:
+        return EDGES_SCHEMA.empty_table()
+    a, b = edges.column("a").to_numpy(), edges.column("b").to_numpy()
+    sets: dict[int, np.ndarray] = {}
+    for nodes, texts in ((a, edges.column("text_a")), (b, edges.column("text_b"))):
+        first = {}
+        for i, n in enumerate(nodes.tolist()):
+            if n not in sets and n not in first:
+                first[n] = i
+        if first:
+            computed = shingle_sets([texts[i].as_py() for i in first.values()], unit, ngram)
+            sets.update(zip(first.keys(), computed))
+    keep = np.fromiter((jaccard(sets[x], sets[y]) >= threshold for x, y in zip(a.tolist(), b.tolist())), dtype=bool,
+                       count=len(a))
+    return pa.table({"a": a[keep], "b": b[keep]}, schema=EDGES_SCHEMA)

@@ -25,10 +25,11 @@ def chromium_paths() -> tuple[str, str] | None:
 
 
 def start_chromium():
-    """A fresh headless Chromium (its own profile folder), or skip when it is not installed."""
+    """A fresh headless Chromium (its own profile folder). Missing Chromium is a failure, not a
+    skip: `make test` installs it (system-deps), so a skip would hide a broken setup."""
     paths = chromium_paths()
     if paths is None:
-        pytest.skip("chromium and chromium-driver are not installed (make system-deps installs them)")
+        pytest.fail("chromium and chromium-driver are not installed: `make system-deps` (as root) installs them")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

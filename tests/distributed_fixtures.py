@@ -130,3 +130,88 @@ def first_difference(got: list[dict], expected: list[dict]) -> str:
             cols = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             return f"row {b.get('id')}: " + "; ".join(f"{c}: {str(a.get(c))[:80]!r} != {str(b.get(c))[:80]!r}" for c in cols)
     return ""
+
+
+def write_cluster_corpus(folder, files: int = 4, seed: int = 11) -> tuple[list[str], dict]:
+    """Real documents with planted near-duplicate structure, split into JSONL files.
+
+    * chains A ~ B ~ C: B is A with 3 word substitutions, C is B with 3 more, so A and C are
+      not similar enough on their own (word 5-gram Jaccard under 0.8) and meet only through B;
+    * one large cluster: a base document and 60 variants of it with 1-2 substitutions each;
+    * exact copies (case and spacing changed) and URL variants (tracking parameters,
+      http/https, trailing slash) of other documents;
+    * the rest of the demo corpus as it is.
+
+    Returns the file paths and the planted truth: ``chains`` (lists of ids) and ``large``,
+    as the ids the ingested table has.
+    """
+    from dataengine.filters.near_duplicates import edit_words
+
+    rng = random.Random(seed)
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+
+    def when() -> str | None:
+        return None if rng.random() < 0.1 else (base + dt.timedelta(hours=rng.randrange(5000))).isoformat()
+
+    def substitute(words: list[str], n: int) -> list[str]:
+        out = list(words)
+        for i in rng.sample(range(len(out)), n):
+            out[i] = f"planted{rng.randrange(10**6)}"
+        return out
+
+    originals = demo_records()
+    long_docs = [r for r in originals if 180 <= len(r["text"].split()) <= 400]
+    records = [{**r, "fetched_at": when()} for r in originals]
+    truth: dict = {"chains": [], "large": []}
+    chained = 0
+    for doc in long_docs[:-1]:
+        if chained == 10:
+            break
+        a = doc["text"].split()
+        for edits in range(3, 10):  # the fewest edits that make A and C dissimilar on their own
+            b = substitute(a, edits)
+            c_words = substitute(b, edits)
+            ab, bc, ac = _similarities([a, b, c_words])
+            if min(ab, bc) >= 0.82 and ac < 0.78:
+                break
+        else:
+            continue
+        c = chained
+        chained += 1
+        ids = [doc["id"], f"chain-{c}-b", f"chain-{c}-c"]
+        records += [{"id": ids[1], "text": " ".join(b), "url": f"https://chains.example/{c}/b", "source": "chain",
+                     "fetched_at": when()},
+                    {"id": ids[2], "text": " ".join(c_words), "url": f"https://chains.example/{c}/c",
+                     "source": "chain", "fetched_at": when()}]
+        truth["chains"].append(ids)
+    hub = long_docs[-1]
+    truth["large"].append(hub["id"])
+    for v in range(60):
+        words = edit_words(hub["text"].split(), rng, 0) if v == 0 else substitute(hub["text"].split(), 1 + v % 2)
+        vid = f"large-{v:02d}"
+        records.append({"id": vid, "text": " ".join(words), "url": f"https://mirror{v}.example/page",
+                        "source": "large", "fetched_at": when()})
+        truth["large"].append(vid)
+    for i in range(40):
+        orig = rng.choice(originals)
+        text = orig["text"].upper() if i % 2 else "  " + orig["text"].replace(" ", "  ")
+        url = orig["url"].replace("https://", "http://") + ("/?utm_source=x" if i % 3 else "/")
+        records.append({"id": f"copy-{i:02d}", "text": text, "url": url, "source": "copies", "fetched_at": when()})
+    rng.shuffle(records)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in range(files):
+        path = folder / f"part-{f}.jsonl"
+        with open(path, "w") as fh:
+            for rec in records[f::files]:
+                fh.write(json.dumps(rec) + "\n")
+        paths.append(str(path))
+    return paths, truth  # ingest keeps a JSONL record's own id, so these are the table's ids
+
+
+def _similarities(docs: list[list[str]]) -> tuple[float, float, float]:
+    """Word 5-gram Jaccard of (0, 1), (1, 2) and (0, 2)."""
+    from dataengine.filters.shingles import jaccard, shingle_sets
+
+    sets = shingle_sets([" ".join(d) for d in docs], "word", 5)
+    return jaccard(sets[0], sets[1]), jaccard(sets[1], sets[2]), jaccard(sets[0], sets[2])

@@ -7,11 +7,15 @@ A global stage runs in three steps, the same on every executor:
 2. **reduce** (once, over the mapped rows of *all* shards): DuckDB SQL
    (:meth:`GlobalStage.reduce_duckdb`; by default the one query of ``reduce_sql``) over a
    relation ``rows`` holding ``_shard``, ``_row`` (the row's position in its shard file),
+   ``_pos`` (``shard index << 32 | _row``: a BIGINT naming the row on every executor),
    :meth:`GlobalStage.reduce_inputs` and the map columns. It returns one row per input row:
    ``_shard``, ``_row`` and the reduce's output columns. It runs in DuckDB on the driver
-   (the embedded default; DuckDB spills to disk) or, when ``reduce_key`` is set, as a
+   (the embedded default; DuckDB spills to disk) or, with ``reduce: engine``, as a
    Dask/Spark shuffle: rows are hash-partitioned by ``reduce_key`` and the *same* SQL runs
    in DuckDB on each partition, so the SQL must only compare rows with equal keys.
+   A reduce that needs several shuffles (fuzzy dedup) overrides
+   :meth:`GlobalStage.reduce_steps` with a program of keyed steps
+   (:mod:`dataengine.core.reduce_steps`), which runs unchanged on the driver and on the engines.
 3. **apply** (per shard, on the workers): each shard file is read back with its reduce
    output attached by row position; the stages after the global stage then run on it.
 
@@ -27,10 +31,12 @@ from typing import ClassVar
 import pyarrow as pa
 
 from dataengine.core.errors import DataEngineError
+from dataengine.core.reduce_steps import Input, ReducePlan, Relation
 from dataengine.core.stage import Stage
 
 SHARD_COL = "_shard"
 ROW_COL = "_row"
+POS_COL = "_pos"
 
 
 class GlobalStage(Stage):
@@ -63,6 +69,17 @@ class GlobalStage(Stage):
         """Hook for reduces that need several statements (temp tables, iterations) before
         their final SELECT, run on ``con``; the default is :meth:`reduce_sql`'s one query."""
         return self.reduce_sql(rows)
+
+    def reduce_steps(self, plan: ReducePlan, rows: Relation) -> None:
+        """The reduce as keyed steps (see :mod:`dataengine.core.reduce_steps`).
+
+        The default is one step: ``rows`` partitioned by ``reduce_key`` (one partition when
+        it is ``None``), :meth:`reduce_duckdb` on each partition, its rows the output.
+        """
+        plan.step("reduce", {"rows": Input(rows, self.reduce_key)}, final=self._reduce_query)
+
+    def _reduce_query(self, con) -> str:
+        return self.reduce_duckdb(con, "rows")
 
     def output_columns(self) -> dict[str, pa.DataType]:
         out = {k: v for k, v in self.map_columns().items() if not k.startswith("_")}
@@ -120,8 +137,3 @@ class GlobalMapStep(Stage):
 def quote_ident(name: str) -> str:
     """A column name as a DuckDB identifier (for the reduce SQL a stage writes)."""
     return '"' + name.replace('"', '""') + '"'
-
-
-
-
-# -- the apply step: a shard file with its reduce output attached -----------------------

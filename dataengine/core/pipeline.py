@@ -74,6 +74,10 @@ class ExecutorConfig(_Strict):
     reduce: Literal["driver", "engine"] = Field(
         "driver", description="where global stages reduce: DuckDB on the driver, or a Dask/Spark shuffle"
     )
+    reduce_partitions: int | None = Field(
+        None, ge=1, description="partitions of each shuffle of an engine reduce (at most; steps over small "
+                                 "relations use fewer); default: the number of shards"
+    )
     retries: int = Field(3, ge=1, description="attempts per shard task before the run fails (dask/spark)")
     shards: int | None = Field(None, ge=1, description="partitions of a table source")
     rows_per_shard: int = Field(100_000, ge=1)

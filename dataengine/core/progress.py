@@ -5,7 +5,15 @@ from __future__ import annotations
 import contextlib
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -40,6 +48,45 @@ def shard_progress(total: int, already_done: int, label: str, enabled: bool = Tr
     with progress:
         task = progress.add_task(label, total=total, completed=already_done, rows="")
         yield _Bar(progress, task)
+
+
+class StepProgress:
+    """One line per reduce step (e.g. each connected-components round): a spinner while it
+    runs, then its counts. ``StepProgress(None, label)`` shows nothing."""
+
+    def __init__(self, progress: Progress | None, label: str):
+        self.progress, self.label = progress, label
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        info: dict = {"text": ""}
+        if self.progress is None:
+            yield info
+            return
+        task = self.progress.add_task(f"{self.label}: {name}", total=None, info="")
+        try:
+            yield info
+        finally:
+            self.progress.update(task, total=1, completed=1, info=info["text"])
+
+
+@contextlib.contextmanager
+def reduce_progress(label: str, enabled: bool = True):
+    """Progress of a global stage's reduce, step by step (``.step(name)`` yields a dict whose
+    ``text`` is shown when the step ends)."""
+    if not enabled:
+        yield StepProgress(None, label)
+        return
+    progress = Progress(
+        SpinnerColumn(finished_text="[green]done"),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        yield StepProgress(progress, label)
 
 
 def run_summary(result) -> Table:

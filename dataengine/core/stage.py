@@ -151,9 +151,11 @@ class StageStats:
     seconds: float = 0.0
     error_samples: list[str] = field(default_factory=list)
     where: str | None = None  # a global stage's reduce: "driver (duckdb)", "dask shuffle", ...
+    detail: dict | None = None  # a reduce's own counters: rounds, shuffle bytes
 
     def merge(self, other: "StageStats") -> None:
         self.where = self.where or other.where
+        self.detail = self.detail or other.detail
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
         self.errors += other.errors
@@ -172,12 +174,14 @@ class StageStats:
         }
         if self.where:
             out["where"] = self.where
+        if self.detail:
+            out["detail"] = self.detail
         return out
 
     @classmethod
     def from_dict(cls, raw: dict) -> "StageStats":
         return cls(raw["rows_in"], raw["rows_out"], raw["errors"], raw["seconds"], list(raw.get("error_samples", [])),
-                   raw.get("where"))
+                   raw.get("where"), raw.get("detail"))
 
 
 def _null_outputs(stage: Stage, rows: pa.Table) -> pa.Table:

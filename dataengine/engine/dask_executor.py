@@ -6,30 +6,35 @@ its input file, runs the stages and stages one Parquet file; the driver commits 
 A worker that dies mid-task is replaced by its nanny and the scheduler re-runs the task
 elsewhere (``distributed.scheduler.allowed-failures``); :func:`process_shard` is
 idempotent, so a re-run task overwrites its own file and the table gets each row once.
+
+With ``reduce: engine`` each step of a global stage's reduce is a Dask P2P shuffle
+(:class:`DaskShuffle`; the steps themselves are :mod:`dataengine.engine.shuffle_plan`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import uuid
 from typing import Iterator
 
 import pyarrow as pa
 
+from dataengine.core.pipeline import ExecutorConfig
 from dataengine.engine.base import Plan
 from dataengine.engine.executor import Executor
-from dataengine.engine.worker_cache import process_shard_in_worker
-from dataengine.core.global_stage import GlobalStage
-from dataengine.engine.reduce import (
-    read_reduce_inputs,
-    reduce_arrow,
-    reduce_on_driver,
-    run_reduce,
-    write_reduce_partition,
+from dataengine.engine.reduce_plan import reduce_on_driver
+from dataengine.engine.shuffle_plan import (
+    ShuffleBackend,
+    map_side_table,
+    reduce_on_engine,
+    run_partition,
+    shuffle_column,
+    shuffled_schema,
 )
-from dataengine.core.pipeline import ExecutorConfig
+from dataengine.engine.worker_cache import process_shard_in_worker
 
 
 @contextlib.contextmanager
@@ -101,8 +106,9 @@ class DaskExecutor(Executor):
 
     def reduce(self, stage, mapped_files, out_dir):
         if self.config.reduce == "driver":
-            return reduce_on_driver(stage, mapped_files, out_dir)
-        return reduce_with_dask(self.client, stage, mapped_files, out_dir, partitions=self.partitions)
+            return reduce_on_driver(stage, mapped_files, out_dir, progress=self.progress)
+        partitions = self.config.reduce_partitions or self.partitions
+        return reduce_on_engine(DaskShuffle(self.client), stage, mapped_files, out_dir, partitions, self.progress)
 
     def reduce_place(self) -> str:
         return "DuckDB on the driver" if self.config.reduce == "driver" else "dask shuffle"
@@ -131,36 +137,70 @@ def run_shards_on_dask(client, pending, stages, reader, run_dir, warehouse_confi
             future.release()
 
 
-# -- global reduce as a Dask shuffle ---------------------------------------------------
+# -- global reduce steps as Dask shuffles ----------------------------------------------
 
-def _inputs_frame(path: str, stage: GlobalStage):
-    return read_reduce_inputs(stage, path).to_pandas()
-
-
-def _reduce_and_write(frame, stage: GlobalStage, out_dir: str, partition_info=None):
+def arrow_frame(table: pa.Table):
+    """``table`` as pandas with Arrow-backed columns (types kept exactly), except nested
+    ones: P2P cannot rebuild a ``list<...>[pyarrow]`` dtype from its name, so lists travel
+    as object columns of NumPy arrays and are cast back in the partition."""
     import pandas as pd
 
-    rows = pa.Table.from_pandas(frame, preserve_index=False)
-    number = partition_info["number"] if partition_info else 0
-    written = write_reduce_partition(reduce_arrow(stage, rows), out_dir, f"part-{number:05d}")
-    return pd.DataFrame({"rows": pd.Series([written], dtype="int64")})
+    return table.to_pandas(types_mapper=lambda t: None if pa.types.is_nested(t) else pd.ArrowDtype(t))
 
 
-def reduce_with_dask(client, stage: GlobalStage, mapped_files: list[str], out_dir: str, partitions: int) -> dict:
-    """Hash-partition the reduce inputs by ``stage.reduce_key`` (Dask shuffle), reduce each partition in DuckDB."""
+def _map_side_frame(paths: list[str], spec, tag: int):
+    return arrow_frame(map_side_table(paths, spec, tag))
 
-    def shuffle_and_reduce(files: list[str], tmp: str) -> int:
+
+def _partition_task(frame, spec, partition_info=None):
+    import os
+
+    import pandas as pd
+
+    # P2P hands back Arrow buffers with 8-byte alignment; DuckDB scans registered tables
+    # through Acero, which would warn on each: let Acero realign them (read once per process).
+    os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "reallocate")
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    record = run_partition(table, spec, partition_info["number"] if partition_info else 0)
+    return pd.DataFrame({"record": [json.dumps(record)]})
+
+
+class DaskShuffle(ShuffleBackend):
+    """A reduce step as ``from_map`` (map side) -> ``DataFrame.shuffle(on=_key)`` (P2P) ->
+    ``map_partitions`` (the step's SQL in DuckDB per partition)."""
+
+    where = "dask shuffle"
+
+    def __init__(self, client):
+        self.client = client
+
+    def run(self, spec, partitions: int) -> list[dict]:
+        import dask
         import dask.dataframe as dd
         import pandas as pd
 
-        meta = read_reduce_inputs(stage, files[0]).slice(0, 0).to_pandas()
-        frame = dd.from_map(_inputs_frame, files, stage=stage, meta=meta, enforce_metadata=False)
-        if stage.reduce_key:
-            frame = frame.shuffle(on=stage.reduce_key, npartitions=max(1, partitions))
-        else:
-            frame = frame.repartition(npartitions=1)
-        out_meta = pd.DataFrame({"rows": pd.Series([], dtype="int64")})
-        counts = frame.map_partitions(_reduce_and_write, stage, tmp, meta=out_meta)
-        return int(client.compute(counts).result()["rows"].sum())
+        # object columns (lists) must stay objects: Dask would turn them into strings
+        with dask.config.set({"dataframe.convert-string": False}):
+            frames = []
+            for tag, inp in enumerate(spec.inputs):
+                meta = arrow_frame(shuffled_schema(spec, tag).empty_table())
+                if inp.tasks:
+                    frames.append(dd.from_map(_map_side_frame, inp.tasks, spec=spec, tag=tag, meta=meta,
+                                              enforce_metadata=False))
+            frame = frames[0] if len(frames) == 1 else dd.concat(frames)
+            frame = frame.shuffle(on=shuffle_column(spec), npartitions=partitions)
+            out_meta = pd.DataFrame({"record": pd.Series([], dtype=object)})
+            records = frame.map_partitions(_partition_task, spec, meta=out_meta)
+            result = self.client.compute(records).result()
+        return [json.loads(r) for r in result["record"]]
 
-    return run_reduce("dask shuffle", mapped_files, out_dir, shuffle_and_reduce)
+    def physical_shuffle_bytes(self) -> int | None:
+        """Bytes of the P2P shuffles' shards so far (the scheduler's fine performance metrics)."""
+
+        def shard_bytes(dask_scheduler):
+            return dask_scheduler.cumulative_worker_metrics.get(("p2p", "foreground", "shards", "bytes"), 0)
+
+        try:
+            return int(self.client.run_on_scheduler(shard_bytes))
+        except Exception:  # a scheduler without the metrics: report none rather than fail the run
+            return None

@@ -14,7 +14,7 @@ An executor supplies two callables:
 * ``run_shards(pending, stages, reader, run_dir, bar)``: call :func:`process_shard` on
   every pending shard (in parallel, wherever it likes) and ``bar.advance(rows)`` as each ends;
 * ``reduce(stage, mapped_files, out_dir) -> stats``: run a global stage's reduce
-  (default :func:`dataengine.engine.reduce.reduce_on_driver`).
+  (default :func:`dataengine.engine.reduce_plan.reduce_on_driver`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,13 @@ from typing import Callable
 
 from dataengine.engine.base import Plan, RunResult, Shard, commit_run, prepare_run_dir, process_shard, run_lock
 from dataengine.core.global_stage import GlobalMapStep, GlobalStage
-from dataengine.engine.reduce import ReducedShardReader, reduce_done, reduce_on_driver
+from dataengine.engine.reduce import ReducedShardReader, reduce_done
+from dataengine.engine.reduce_plan import reduce_on_driver
 from dataengine.core.progress import shard_progress
 from dataengine.core.stage import Stage
+
+#: Reduce stats kept in the run record (the per-step list stays in the reduce's marker).
+REDUCE_DETAIL = ("rounds", "shuffle_bytes", "shuffle_bytes_physical")
 
 RunShards = Callable[[list[Shard], list[Stage], object, str, object], None]
 Reduce = Callable[[GlobalStage, list[str], str], dict]
@@ -143,10 +147,14 @@ def merge_segment_records(per_segment: list[list[dict]], reduce_stats: list[tupl
                 order.append(unique)
             if seg_index < len(per_segment) - 1:
                 name, raw = reduce_stats[seg_index]
+                name = name if name not in stats else f"{name}#{seg_index}"  # the same stage twice
                 rows = raw.get("rows", 0) if i == 0 else 0
                 seconds = raw.get("seconds", 0.0) if i == 0 else 0.0
                 stats[name] = {"rows_in": rows, "rows_out": rows, "errors": 0, "seconds": seconds, "error_samples": [],
                                "where": raw.get("where")}
+                detail = {k: raw[k] for k in REDUCE_DETAIL if k in raw}
+                if detail and i == 0:
+                    stats[name]["detail"] = detail
                 order.append(name)
         merged.append(
             {

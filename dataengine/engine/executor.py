@@ -25,7 +25,7 @@ from dataengine.core.registry import executors
 from dataengine.core.stage import Stage
 from dataengine.engine.base import Plan, RunResult, committed_snapshot, plan_run
 from dataengine.engine.driver import execute_plan, executor_config
-from dataengine.engine.reduce import reduce_on_driver
+from dataengine.engine.reduce_plan import reduce_on_driver
 
 
 class Executor:
@@ -62,7 +62,7 @@ class Executor:
 
     def reduce(self, stage: GlobalStage, mapped_files: list[str], out_dir: str) -> dict:
         """A global stage's reduce; DuckDB on the driver unless the executor has an engine reduce."""
-        return reduce_on_driver(stage, mapped_files, out_dir)
+        return reduce_on_driver(stage, mapped_files, out_dir, progress=self.progress)
 
     def reduce_place(self) -> str:
         return "DuckDB on the driver"

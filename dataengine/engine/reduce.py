@@ -1,8 +1,11 @@
-"""The reduce step of global stages: read mapped shards, run the stage's SQL, write the result.
+"""The frame of every global stage's reduce: output layout, done marker, and the apply reader.
 
 The stage types live in :mod:`dataengine.core.global_stage`; this module is the engine's
-part (see the docstring there): the driver's DuckDB reduce, the partition writer every
-engine shares, and the reader that attaches the reduce output back onto each shard.
+part (see the docstring there): the output schema, the partition writer every engine
+shares, the temporary folder + done marker + atomic rename around a reduce, and the reader
+that attaches the reduce output back onto each shard. Where the reduce's steps run is
+:mod:`dataengine.engine.reduce_plan` (DuckDB on the driver) and
+:mod:`dataengine.engine.shuffle_plan` (Dask/Spark shuffles).
 """
 
 from __future__ import annotations
@@ -20,44 +23,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dataengine.core.errors import DataEngineError
-from dataengine.core.global_stage import ROW_COL, SHARD_COL, GlobalStage, quote_ident
+from dataengine.core.global_stage import ROW_COL, SHARD_COL, GlobalStage
 
 REDUCE_DONE = "_SUCCESS"
-
-
-def _sql_str(text: str) -> str:
-    return text.replace("'", "''")
 
 
 # -- reading the mapped rows and writing the reduce output --------------------------------
 
 def shard_key_of(path: str) -> str:
     return os.path.basename(path)[: -len(".parquet")]
-
-
-def read_reduce_inputs(stage: GlobalStage, path: str) -> pa.Table:
-    """The reduce's input rows of one mapped shard file: ``_shard``, ``_row`` and the needed columns."""
-    table = pq.read_table(path, columns=stage.reduce_columns())
-    n = table.num_rows
-    table = table.add_column(0, ROW_COL, pa.array(range(n), pa.int64()))
-    return table.add_column(0, SHARD_COL, pa.array([shard_key_of(path)] * n, pa.string()))
-
-
-def reduce_arrow(stage: GlobalStage, rows: pa.Table) -> pa.Table:
-    """Run the reduce SQL in an in-process DuckDB over ``rows`` (one partition of complete groups)."""
-    from dataengine.core.duck import new_connection
-
-    con = new_connection()
-    try:
-        con.register("rows", rows)
-        return conform_reduce_output(stage, con.execute(stage.reduce_duckdb(con, "rows")).fetch_arrow_table())
-    finally:
-        con.close()
-
-
-def conform_reduce_output(stage: GlobalStage, table: pa.Table) -> pa.Table:
-    schema = reduce_output_schema(stage)
-    return table.select(schema.names).cast(schema)
 
 
 def reduce_output_schema(stage: GlobalStage) -> pa.Schema:
@@ -72,8 +46,13 @@ def write_reduce_partition(result: pa.Table, out_dir: str, part_name: str) -> in
     """
     if result.num_rows == 0:
         return 0
-    for key in pc.unique(result.column(SHARD_COL)).to_pylist():
-        part = result.filter(pc.equal(result.column(SHARD_COL), key)).drop_columns([SHARD_COL])
+    result = result.sort_by(SHARD_COL)
+    counts = pc.value_counts(result.column(SHARD_COL)).to_pylist()  # in order of appearance
+    offset = 0
+    for entry in counts:
+        key, n = entry["values"], entry["counts"]
+        part = result.slice(offset, n).drop_columns([SHARD_COL])
+        offset += n
         folder = os.path.join(out_dir, f"{SHARD_COL}={key}")
         os.makedirs(folder, exist_ok=True)
         target = os.path.join(folder, f"{part_name}.parquet")
@@ -110,49 +89,19 @@ def fresh_tmp_dir(out_dir: str) -> str:
 
 def run_reduce(where: str, mapped_files: list[str], out_dir: str, reduce_files) -> dict:
     """The frame every reduce shares: a fresh temporary folder, ``reduce_files(files, tmp)``
-    over the mapped files that exist (it returns the rows reduced), then the done marker with
-    the stats and an atomic rename to ``out_dir``. ``where`` names the engine in the stats."""
+    over the mapped files that exist (it returns its stats: ``rows`` reduced, steps, rounds,
+    shuffle bytes), then the done marker with the stats and an atomic rename to ``out_dir``.
+    ``where`` names the engine in the stats."""
     start = time.perf_counter()
     tmp = fresh_tmp_dir(out_dir)
     files = [f for f in mapped_files if os.path.exists(f)]
-    rows = reduce_files(files, tmp) if files else 0
-    stats = {"where": where, "rows": rows, "seconds": round(time.perf_counter() - start, 4)}
+    extra = reduce_files(files, tmp) if files else {"rows": 0}
+    stats = {"where": where, **extra, "seconds": round(time.perf_counter() - start, 4)}
     finish_reduce(tmp, out_dir, stats)
     return stats
 
 
-# -- the embedded default: the reduce in DuckDB on the driver ----------------------------
-
-def reduce_on_driver(stage: GlobalStage, mapped_files: list[str], out_dir: str) -> dict:
-    """Run the reduce over every mapped file in one DuckDB query (out of core) on this machine."""
-    return run_reduce("driver (duckdb)", mapped_files, out_dir, lambda files, tmp: _reduce_in_duckdb(stage, files, tmp))
-
-
-def _reduce_in_duckdb(stage: GlobalStage, files: list[str], tmp: str) -> int:
-    from dataengine.core.duck import new_connection
-
-    con = new_connection()
-    try:
-        con.execute(f"SET temp_directory = '{_sql_str(os.path.join(tmp, '.spill'))}'")
-        cols = ", ".join(quote_ident(c) for c in stage.reduce_columns())
-        file_list = "[" + ", ".join(f"'{_sql_str(f)}'" for f in files) + "]"
-        con.execute(
-            f"""CREATE TEMP VIEW rows AS
-                SELECT regexp_extract(filename, '([^/]+)\\.parquet$', 1) AS {SHARD_COL},
-                       CAST(file_row_number AS BIGINT) AS {ROW_COL}, {cols}
-                FROM read_parquet({file_list}, filename = true, file_row_number = true)"""
-        )
-        rows_in = con.execute("SELECT count(*) FROM rows").fetchone()[0]
-        names = ", ".join(quote_ident(c) for c in reduce_output_schema(stage).names)
-        con.execute(
-            f"COPY (SELECT {names} FROM ({stage.reduce_duckdb(con, 'rows')})) TO '{_sql_str(tmp)}' "
-            f"(FORMAT parquet, PARTITION_BY ({SHARD_COL}), OVERWRITE_OR_IGNORE)"
-        )
-    finally:
-        con.close()
-    shutil.rmtree(os.path.join(tmp, ".spill"), ignore_errors=True)
-    return rows_in
-
+# -- the apply step: each shard read back with its reduce output ------------------------
 
 class ReducedShardReader:
     """Reads a mapped shard file back with the reduce's columns attached by row position.

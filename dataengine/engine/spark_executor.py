@@ -9,16 +9,19 @@ cross into the JVM, so there is no Arrow -> Spark row -> Arrow round trip and no
 declare before the stages ran. Spark re-runs a failed task (``spark.task.maxFailures``;
 ``local[N,F]`` by default); :func:`process_shard` is idempotent.
 
-Global reduces run in DuckDB on the driver, or with ``reduce: engine`` as a Spark shuffle
-(``repartition(n, reduce_key)`` then the reduce SQL per partition in DuckDB).
+Global reduces run in DuckDB on the driver, or with ``reduce: engine`` as Spark shuffles:
+each step of the stage's reduce is ``repartition(n, _key)`` then its SQL in DuckDB per
+partition (:class:`SparkShuffle`; the steps are :mod:`dataengine.engine.shuffle_plan`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
+import uuid
 import warnings
 from typing import Iterator
 
@@ -26,15 +29,16 @@ import pyarrow as pa
 
 from dataengine.engine.base import Plan
 from dataengine.engine.executor import Executor
-from dataengine.engine.worker_cache import process_shard_in_worker
-from dataengine.core.global_stage import GlobalStage
-from dataengine.engine.reduce import (
-    read_reduce_inputs,
-    reduce_arrow,
-    reduce_on_driver,
-    run_reduce,
-    write_reduce_partition,
+from dataengine.engine.reduce_plan import reduce_on_driver
+from dataengine.engine.shuffle_plan import (
+    ShuffleBackend,
+    map_side_table,
+    reduce_on_engine,
+    run_partition,
+    shuffle_column,
+    shuffled_schema,
 )
+from dataengine.engine.worker_cache import process_shard_in_worker
 
 
 def spark_session(master: str | None = None, workers: int = 2, retries: int = 3, memory: str | None = None,
@@ -126,8 +130,9 @@ class SparkExecutor(Executor):
 
     def reduce(self, stage, mapped_files, out_dir):
         if self.config.reduce == "driver":
-            return reduce_on_driver(stage, mapped_files, out_dir)
-        return reduce_with_spark(self.spark, stage, mapped_files, out_dir, partitions=self.partitions)
+            return reduce_on_driver(stage, mapped_files, out_dir, progress=self.progress)
+        partitions = self.config.reduce_partitions or self.partitions
+        return reduce_on_engine(SparkShuffle(self.spark), stage, mapped_files, out_dir, partitions, self.progress)
 
     def reduce_place(self) -> str:
         return "DuckDB on the driver" if self.config.reduce == "driver" else "spark shuffle"
@@ -149,40 +154,93 @@ def run_shards_on_spark(session, pending, stages, reader, run_dir, warehouse_con
     return [json.loads(row.record) for row in rows]
 
 
-# -- global reduce as a Spark shuffle --------------------------------------------------
+# -- global reduce steps as Spark shuffles ---------------------------------------------
 
-def _read_inputs_task(batches, files, stage):
+def _map_side_task(batches, tasks, spec, tag):
+    """mapInArrow body: each input row is the index of a map task (its files) of input ``tag``."""
     for batch in batches:
         for index in batch.column(0).to_pylist():
-            yield from read_reduce_inputs(stage, files[index]).to_batches()
+            yield from map_side_table(tasks[index], spec, tag).to_batches()
 
 
-def _reduce_task(batches, stage: GlobalStage, out_dir: str):
+def _partition_task(batches, spec):
+    """mapInArrow body after the shuffle: the whole partition is one step partition."""
     from pyspark import TaskContext
 
     batches = [b for b in batches if b.num_rows]
-    written = 0
-    if batches:  # a partition holds complete groups of reduce_key: reduce it on its own
-        result = reduce_arrow(stage, pa.Table.from_batches(batches))
-        written = write_reduce_partition(result, out_dir, f"part-{TaskContext.get().partitionId():05d}")
-    yield pa.RecordBatch.from_pydict({"rows": pa.array([written], pa.int64())})
+    table = pa.Table.from_batches(batches) if batches else _empty_union(spec)
+    record = run_partition(table, spec, TaskContext.get().partitionId())
+    yield pa.RecordBatch.from_pydict({"record": [json.dumps(record)]})
 
 
-def reduce_with_spark(session, stage: GlobalStage, mapped_files: list[str], out_dir: str, partitions: int) -> dict:
-    """Hash-partition the reduce inputs by ``stage.reduce_key`` (Spark shuffle), reduce each partition in DuckDB."""
+def _empty_union(spec) -> pa.Table:
+    fields = {}
+    for tag in range(len(spec.inputs)):
+        for f in shuffled_schema(spec, tag):
+            fields.setdefault(f.name, f)
+    return pa.schema(list(fields.values())).empty_table()
 
-    def shuffle_and_reduce(files: list[str], tmp: str) -> int:
+
+class SparkShuffle(ShuffleBackend):
+    """A reduce step as ``mapInArrow`` (map side, one task per file) -> ``repartition(n, _key)``
+    -> ``mapInArrow`` (the step's SQL in DuckDB per partition). Rows cross the JVM only for
+    the shuffle itself."""
+
+    where = "spark shuffle"
+
+    def __init__(self, session):
+        self.session = session
+        self._group = f"dataengine-reduce-{uuid.uuid4().hex[:8]}"
+        self._jobs_seen: set[int] = set()
+        self._bytes = 0
+
+    def run(self, spec, partitions: int) -> list[dict]:
         from pyspark.sql.pandas.types import from_arrow_schema
 
-        arrow_schema = read_reduce_inputs(stage, files[0]).schema
-        inputs = session.range(len(files), numPartitions=len(files)).mapInArrow(
-            lambda batches: _read_inputs_task(batches, files, stage), from_arrow_schema(arrow_schema)
-        )
-        if stage.reduce_key:
-            shuffled = inputs.repartition(max(1, partitions), stage.reduce_key)
-        else:
-            shuffled = inputs.coalesce(1)
-        counts = shuffled.mapInArrow(lambda batches: _reduce_task(batches, stage, tmp), "rows long")
-        return sum(r.rows for r in counts.collect())
+        session = self.session
+        frames = []
+        for tag, inp in enumerate(spec.inputs):
+            schema = from_arrow_schema(shuffled_schema(spec, tag))
+            if not inp.tasks:
+                continue
+            tasks = list(inp.tasks)
+            frames.append(session.range(len(tasks), numPartitions=len(tasks)).mapInArrow(
+                functools.partial(_map_side_task, tasks=tasks, spec=spec, tag=tag), schema))
+        frame = frames[0]
+        for other in frames[1:]:
+            frame = frame.unionByName(other, allowMissingColumns=True)
+        records = frame.repartition(partitions, shuffle_column(spec)).mapInArrow(
+            functools.partial(_partition_task, spec=spec), "record string")
+        session.sparkContext.setJobGroup(self._group, f"dataengine reduce step {spec.label}")
+        # The step fixes its partition count, so adaptive execution has nothing to adapt and
+        # only adds a job per stage (~1 s a step, measured): off for these jobs only.
+        adaptive = session.conf.get("spark.sql.adaptive.enabled", "true")
+        session.conf.set("spark.sql.adaptive.enabled", "false")
+        try:
+            rows = records.collect()
+        finally:
+            session.conf.set("spark.sql.adaptive.enabled", adaptive)
+            session.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        return [json.loads(r.record) for r in rows]
 
-    return run_reduce("spark shuffle", mapped_files, out_dir, shuffle_and_reduce)
+    def physical_shuffle_bytes(self) -> int | None:
+        """Shuffle bytes written by this reduce's jobs so far (Spark's status store)."""
+        try:
+            context = self.session.sparkContext
+            tracker = context.statusTracker()
+            store = context._jsc.sc().statusStore()
+            for job in tracker.getJobIdsForGroup(self._group):
+                if job in self._jobs_seen:
+                    continue
+                info = tracker.getJobInfo(job)
+                if info is None or info.status != "SUCCEEDED":
+                    continue
+                self._jobs_seen.add(job)
+                for stage_id in info.stageIds:
+                    try:
+                        self._bytes += int(store.lastStageAttempt(stage_id).shuffleWriteBytes())
+                    except Exception:  # a skipped stage has no attempt
+                        pass
+            return self._bytes
+        except Exception:  # a Spark Connect session has no status store: report none
+            return None
