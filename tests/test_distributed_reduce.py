@@ -27,10 +27,11 @@ from dataengine.filters.shingles import jaccard, shingle_sets
 from dataengine.warehouse import Warehouse, init_warehouse
 from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_cluster_corpus
 
-#: Every global stage, as a pipeline would list it. (partial_copy joins when it lands.)
+#: Every global stage, as a pipeline would list it.
 GLOBAL_STAGES = [
     "exact_dedup",
     "url_dedup",
+    {"name": "partial_copy", "params": {"threshold": 0.5}},
     {"name": "fuzzy_dedup", "params": {"preset": "custom", "unit": "word", "ngram": 5, "num_perm": 100, "bands": 20,
                                        "rows": 5, "threshold": 0.8, "seed": 7}},
     {"name": "fuzzy_dedup", "params": {"prefix": "fuzzy_raw", "jaccard_check": False, "seed": 3}},
@@ -110,6 +111,11 @@ def test_every_global_stage_gives_the_same_columns_on_driver_dask_and_spark(lake
     # planted exact copies and URL variants are found
     assert sum(not r["dup_keep"] for r in expected) >= 40
     assert any(r["url_dup_cluster_size"] > 1 for r in expected if r["source"] == "copies")
+    # partial_copy: the large cluster's variants are contained in each other, and every copy_of
+    # names a document of the table with a containment at or above the threshold
+    copies = [r for r in expected if r["copy_of"] is not None]
+    assert sum(r["source"] == "large" for r in copies) >= 30
+    assert all(r["copy_of"] in by_id and r["copy_containment"] >= 0.5 for r in copies)
 
 
 # -- connected components on every engine -------------------------------------------------
