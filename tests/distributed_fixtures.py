@@ -51,6 +51,28 @@ def spark_session():
 
 # -- data ------------------------------------------------------------------------------
 
+def write_jsonl_parts(records: list[dict], folder, files: int) -> list[str]:
+    """``records`` dealt round-robin into ``files`` JSONL files ``part-<i>.jsonl`` under ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for f in range(files):
+        path = folder / f"part-{f}.jsonl"
+        with open(path, "w") as fh:
+            for rec in records[f::files]:
+                fh.write(json.dumps(rec) + "\n")
+        paths.append(str(path))
+    return paths
+
+
+def fresh_warehouse(tmp_path_factory, name: str):
+    """A new DuckLake warehouse in a fresh temporary folder (module-scoped fixtures use it)."""
+    from dataengine.warehouse import Warehouse, init_warehouse
+
+    root = tmp_path_factory.mktemp(name)
+    init_warehouse(root / "wh")
+    return Warehouse(root / "wh")
+
+
 def write_dup_corpus(folder, files: int = 4, seed: int = 7) -> tuple[list[str], int]:
     """The demo corpus plus reformatted copies of some documents, split into JSONL files.
 
@@ -68,14 +90,7 @@ def write_dup_corpus(folder, files: int = 4, seed: int = 7) -> tuple[list[str], 
         when = None if i % 5 == 0 else (base + dt.timedelta(hours=rng.randrange(5000))).isoformat()
         records.append({"id": f"copy-{i}", "text": text, "url": orig["url"], "source": "copies", "fetched_at": when})
     rng.shuffle(records)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for f in range(files):
-        path = folder / f"part-{f}.jsonl"
-        with open(path, "w") as fh:
-            for rec in records[f::files]:
-                fh.write(json.dumps(rec) + "\n")
-        paths.append(str(path))
+    paths = write_jsonl_parts(records, folder, files)
     distinct = len({" ".join(r["text"].lower().split()) for r in records})
     return paths, distinct
 
@@ -198,14 +213,7 @@ def write_cluster_corpus(folder, files: int = 4, seed: int = 11) -> tuple[list[s
         url = orig["url"].replace("https://", "http://") + ("/?utm_source=x" if i % 3 else "/")
         records.append({"id": f"copy-{i:02d}", "text": text, "url": url, "source": "copies", "fetched_at": when()})
     rng.shuffle(records)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for f in range(files):
-        path = folder / f"part-{f}.jsonl"
-        with open(path, "w") as fh:
-            for rec in records[f::files]:
-                fh.write(json.dumps(rec) + "\n")
-        paths.append(str(path))
+    paths = write_jsonl_parts(records, folder, files)
     return paths, truth  # ingest keeps a JSONL record's own id, so these are the table's ids
 
 

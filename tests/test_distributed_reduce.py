@@ -24,8 +24,9 @@ from dataengine.engine.reduce_plan import DriverPlan
 from dataengine.engine.shuffle_plan import ShufflePlan
 from dataengine.engine.spark_executor import SparkShuffle
 from dataengine.filters.shingles import jaccard, shingle_sets
-from dataengine.warehouse import Warehouse, init_warehouse
-from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_cluster_corpus
+from dataengine.warehouse import Warehouse
+from distributed_fixtures import (dask_client, first_difference, fresh_warehouse, sorted_rows, spark_session,
+                                  write_cluster_corpus)
 
 #: Every global stage, as a pipeline would list it.
 GLOBAL_STAGES = [
@@ -40,9 +41,7 @@ GLOBAL_STAGES = [
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("reduce")
-    init_warehouse(root / "wh")
-    return Warehouse(root / "wh")
+    return fresh_warehouse(tmp_path_factory, "reduce")
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ import pytest
 
 from dataengine.engine import run_pipeline
 from dataengine.core.pipeline import pipeline_from_dict
-from distributed_fixtures import dask_client, first_difference, sorted_rows, spark_session, write_dup_corpus
-from dataengine.warehouse import Warehouse, init_warehouse
+from distributed_fixtures import (dask_client, first_difference, fresh_warehouse, sorted_rows, spark_session,
+                                  write_dup_corpus)
+from dataengine.warehouse import Warehouse
 
 pytestmark = pytest.mark.slow  # Spark/Dask sessions, torchrun, subprocess training: `make test` only
 
@@ -24,9 +25,7 @@ EXECUTORS = ("local", "dask", "spark")
 
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory) -> Warehouse:
-    root = tmp_path_factory.mktemp("equivalence")
-    init_warehouse(root / "wh")
-    return Warehouse(root / "wh")
+    return fresh_warehouse(tmp_path_factory, "equivalence")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -34,7 +33,8 @@ from dataengine.trainer.data import TrainStream, unigram_baseline, validation_ba
 from dataengine.trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
                                             parameter_checksums, shutdown, sum_across_ranks, wrap_model)
 from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
-from dataengine.trainer.optim import build_optimizers, build_schedulers, lr_factor, parametrization_multipliers
+from dataengine.trainer.optim import (build_optimizers, build_schedulers, clip_and_step, lr_factor,
+                                      parametrization_multipliers)
 from dataengine.trainer.parametrization import apply_initialization
 from dataengine.trainer.precision import autocast, use_bf16
 
@@ -207,16 +207,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
                     loss = causal_lm_loss(wrapped, batch.to(env.device), bf16)
                     (loss / d.grad_accum).backward()
                 loss_sum += loss.detach()
-            max_norm = cfg.optimizer.grad_clip if cfg.optimizer.grad_clip > 0 else math.inf
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP2
-                grad_norm = grad_norm.full_tensor()
-            for opt in optimizers:
-                opt.step()
-            for sched in schedulers:
-                sched.step()
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
+            grad_norm = clip_and_step(params, cfg.optimizer.grad_clip, optimizers, schedulers)
             done = step + 1
             last_loss = float(mean_across_ranks(loss_sum / d.grad_accum, env))  # waits for the step to finish
             elapsed += time.perf_counter() - step_start

@@ -113,3 +113,19 @@ def lr_factor(step: int, total_steps: int, cfg: ScheduleConfig) -> float:
 def build_schedulers(optimizers, total_steps: int, cfg: ScheduleConfig) -> list[torch.optim.lr_scheduler.LambdaLR]:
     """One LambdaLR per optimizer, all following :func:`lr_factor` (each group keeps its own peak)."""
     return [torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, cfg)) for opt in optimizers]
+
+
+def clip_and_step(params, grad_clip: float, optimizers, schedulers) -> torch.Tensor:
+    """One update: clip the gradients' global norm to ``grad_clip`` (0: no clipping), step every
+    optimizer and scheduler, clear the gradients. Returns the norm before clipping (a full
+    tensor under FSDP2, where ``clip_grad_norm_`` returns a DTensor)."""
+    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else math.inf)
+    if hasattr(norm, "full_tensor"):
+        norm = norm.full_tensor()
+    for opt in optimizers:
+        opt.step()
+    for sched in schedulers:
+        sched.step()
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    return norm

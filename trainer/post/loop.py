@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 from dataengine.core.errors import DataEngineError
 from dataengine.trainer import checkpoint as ckpt
 from dataengine.trainer.distributed import init_distributed, shutdown
-from dataengine.trainer.optim import build_optimizers, build_schedulers
+from dataengine.trainer.optim import build_optimizers, build_schedulers, clip_and_step
 from dataengine.trainer.post.base import PostContext, PostStage
 from dataengine.trainer.post.config import PostTrainConfig
 from dataengine.trainer.post.data import BlendRows
@@ -155,17 +154,8 @@ def _train(stage_name, manifest, cfg: PostTrainConfig, output: Path, init: InitM
         metrics.reset()
     stage.prepare(start_step)
 
-    max_norm = cfg.optimizer.grad_clip if cfg.optimizer.grad_clip > 0 else math.inf
-
     def update() -> float:
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        for opt in optimizers:
-            opt.step()
-        for sched in schedulers:
-            sched.step()
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        return float(norm)
+        return float(clip_and_step(params, cfg.optimizer.grad_clip, optimizers, schedulers))
 
     bar = _Bar(cfg.steps, start_step) if cfg.progress else None
     stage.model.train()
