@@ -1,7 +1,10 @@
 """What each piece of the trainer's engineering costs or saves, measured one at a time.
 
   masking    training step with document masking (block-causal attention) vs plain causal
-  compile    torch.compile: compile time, then steady step time compiled vs eager
+  attention  training step with SDPA vs the batched-matmul attention (document-masked windows),
+             and the attention alone (forward + backward, bf16) at 128..2048 tokens
+  compile    torch.compile: compile time with an empty and with a warm inductor cache, then
+             steady step time compiled vs eager
   optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
   loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
 
@@ -9,7 +12,7 @@ Steps are real training steps of the preset on the benchmark blend (demo corpus,
 BPE), one torch thread; A and B alternate ``--repeats`` times and the median of each is
 compared, because other jobs share the machine (the load is printed).
 
-    python benchmarks/bench_trainer_parts.py masking compile optimizer loader --preset small --seq-len 256
+    python benchmarks/bench_trainer_parts.py masking attention compile optimizer loader --preset small --seq-len 256
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch  # noqa: E402
 
 
 def _setup(args, manifest_path: Path, optimizer: str = "muon"):
+    from dataengine.trainer.attention import choose_attention, use_attention
     from dataengine.trainer.config import TrainConfig
     from dataengine.trainer.data import TrainStream
     from dataengine.trainer.loop import build_parametrized_model
@@ -38,6 +42,7 @@ def _setup(args, manifest_path: Path, optimizer: str = "muon"):
                                       "optimizer": {"name": optimizer}})
     hf = model_config(args.preset, m["vocab_size"], m["eos_id"], args.seq_len)
     model, multipliers = build_parametrized_model(hf, cfg)
+    use_attention(model, choose_attention(cfg.runtime.attention, torch.device("cpu"), args.seq_len))  # as the trainer
     stream = TrainStream(m, args.seq_len, None, args.batch, 1, 1, 10_000, 0.05)
     bf16 = use_bf16("auto", torch.device("cpu"), hf.hidden_size)
     return m, cfg, model, multipliers, stream, bf16
@@ -79,23 +84,71 @@ def _boundary_share(stream, eos: int) -> float:
     return float(sum(int((r == eos).any(axis=1).sum()) for r in rows) / sum(len(r) for r in rows))
 
 
+def bench_attention(args, manifest: Path) -> dict:
+    import torch.nn.functional as F
+
+    from dataengine.trainer.attention import bmm_attention_forward, use_attention
+    from dataengine.trainer.optim import build_optimizers
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+    _step_seconds(model, opts, stream, bf16, m["eos_id"], 3)
+    times = {"sdpa": [], "bmm": []}
+    for r in range(args.repeats):
+        for kind in times:
+            use_attention(model, kind)
+            _step_seconds(model, opts, stream, bf16, m["eos_id"], 1, 100 * r)
+            times[kind].append(statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps, 100 * r)))
+    out = {"step_s_sdpa": statistics.median(times["sdpa"]), "step_s_bmm": statistics.median(times["bmm"])}
+    out["step_bmm_vs_sdpa"] = out["step_s_bmm"] / out["step_s_sdpa"]
+    heads, dim = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
+    for seq in (128, 256, 512, 1024, 2048):  # the attention alone, same tokens per batch
+        batch = max(1, args.batch * args.seq_len // seq)
+        q, k, v = (torch.randn(batch, heads, seq, dim, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        keep = torch.ones(seq, seq, dtype=torch.bool).tril().expand(batch, 1, seq, seq)
+        additive = torch.zeros(batch, 1, seq, seq).masked_fill(~keep, torch.finfo(torch.float32).min)
+        grad = torch.randn(batch, heads, seq, dim, dtype=torch.bfloat16)
+        kernels = {"sdpa": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=keep),
+                   "bmm": lambda: bmm_attention_forward(model, q, k, v, additive)[0].transpose(1, 2)}
+        for name, run in kernels.items():
+            ts = []
+            for i in range(2 + args.steps):
+                t = time.perf_counter()
+                run().backward(grad)
+                ts.append(time.perf_counter() - t)
+                q.grad = k.grad = v.grad = None
+            out[f"attn_{seq}_{name}_ms"] = 1000 * statistics.median(ts[2:])
+        out[f"attn_{seq}_bmm_vs_sdpa"] = out[f"attn_{seq}_bmm_ms"] / out[f"attn_{seq}_sdpa_ms"]
+    return out
+
+
 def bench_compile(args, manifest: Path) -> dict:
+    """Eager, then compiled with an empty inductor cache (a first run on a machine), then compiled
+    again in a new model with that cache warm (a later run of the same shapes)."""
+    import os
+
     from dataengine.trainer.optim import build_optimizers
 
     out = {}
-    for mode in ("eager", "compiled"):
-        m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
-        opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
-        if mode == "compiled":
-            model.compile()
-        t = time.perf_counter()
-        _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)
-        out[f"{mode}_first_2_steps_s"] = time.perf_counter() - t
-        out[f"{mode}_step_s"] = statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps * args.repeats, 2))
-    out["compile_time_s"] = out["compiled_first_2_steps_s"] - out["eager_first_2_steps_s"]
-    out["speedup"] = out["eager_step_s"] / out["compiled_step_s"]
-    saved = out["eager_step_s"] - out["compiled_step_s"]
-    out["break_even_steps"] = out["compile_time_s"] / saved if saved > 0 else None
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        for mode in ("eager", "compiled_cold", "compiled_warm"):
+            torch._dynamo.reset()  # in-memory compiled code is not what a new process would have
+            m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+            opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+            if mode != "eager":
+                model.compile()
+            t = time.perf_counter()
+            _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)
+            out[f"{mode}_first_2_steps_s"] = time.perf_counter() - t
+            out[f"{mode}_step_s"] = statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"],
+                                                                    args.steps * args.repeats, 2))
+    for cache in ("cold", "warm"):
+        compile_s = out[f"compiled_{cache}_first_2_steps_s"] - out["eager_first_2_steps_s"]
+        saved = out["eager_step_s"] - out[f"compiled_{cache}_step_s"]
+        out[f"compile_time_{cache}_s"] = compile_s
+        out[f"speedup_{cache}"] = out["eager_step_s"] / out[f"compiled_{cache}_step_s"]
+        out[f"break_even_steps_{cache}"] = compile_s / saved if saved > 0 else None
     return out
 
 
@@ -156,7 +209,7 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="+", choices=["masking", "compile", "optimizer", "loader"])
+    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "compile", "optimizer", "loader"])
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch", type=int, default=8)
@@ -173,7 +226,8 @@ def main() -> None:
             if part == "loader":
                 result = bench_loader(args, manifest, tok, tmp)
             else:
-                result = {"masking": bench_masking, "compile": bench_compile, "optimizer": bench_optimizer}[part](args, manifest)
+                result = {"masking": bench_masking, "attention": bench_attention, "compile": bench_compile,
+                          "optimizer": bench_optimizer}[part](args, manifest)
             print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v
                                                                        for k, v in result.items()}}), flush=True)
 

@@ -1,0 +1,71 @@
+"""Attention for short training windows on CPU: two batched matmuls instead of SDPA's kernel.
+
+On CPU, PyTorch's SDPA runs a flash-attention kernel that tiles the sequence for long inputs.
+At the window lengths a CPU trains (a few hundred tokens) the whole score matrix fits in
+cache, and the plain form (scores = Q K^T / sqrt(d) + mask, softmax, then times V) as two
+``baddbmm``/``bmm`` calls runs in oneDNN's batched GEMMs at matmul speed: forward and
+backward 0.3-0.8x the time of the flash kernel up to 512 tokens, slower from 1024
+(benchmarks/RESULTS.md, "attention"). The mask is transformers' additive ("eager") mask,
+built once per forward and shared by the layers, so document masking (a block-causal mask
+from restarted position ids) costs the same as plain causal attention here.
+
+It is the same function as SDPA with a mask (tests/test_trainer_attention.py compares
+outputs and gradients): the CPU softmax kernel accumulates in fp32 for bf16 inputs.
+``use_bmm_attention`` switches a model to it; HF export is unaffected (the saved config keeps
+``sdpa``, see trainer/hf_export.py).
+"""
+
+from __future__ import annotations
+
+import torch
+
+NAME = "dataengine_bmm"
+MAX_AUTO_SEQ_LEN = 512  # above this the flash kernel wins on CPU (measured crossover 512-1024)
+
+
+def bmm_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                          attention_mask: torch.Tensor | None, scaling: float | None = None,
+                          dropout: float = 0.0, **kwargs) -> tuple[torch.Tensor, None]:
+    """transformers' attention-function contract: q (b, h, s, d), k/v (b, kv_heads, t, d),
+    additive mask (b, 1, s, t) or None; returns (b, s, h, d)."""
+    b, h, s, d = query.shape
+    groups = h // key.size(1)
+    if groups > 1:  # grouped-query attention: each kv head serves ``groups`` query heads
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    t = key.size(2)
+    scale = d ** -0.5 if scaling is None else scaling
+    q, k, v = (x.reshape(b * h, -1, d) for x in (query, key, value))
+    if attention_mask is None:  # no mask was needed (a single query row, or full attention)
+        scores = torch.bmm(q, k.transpose(1, 2)) * scale
+    else:
+        bias = attention_mask[..., :t].to(q.dtype).expand(b, h, s, t).reshape(b * h, s, t)
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
+    probs = torch.softmax(scores, dim=-1)
+    if dropout and module.training:
+        probs = torch.nn.functional.dropout(probs, p=dropout)
+    out = torch.bmm(probs, v).view(b, h, s, d)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+
+    AttentionInterface.register(NAME, bmm_attention_forward)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, eager_mask)
+
+
+def choose_attention(setting: str, device: torch.device, seq_len: int) -> str:
+    """``runtime.attention``: sdpa | bmm, or auto = bmm on CPU up to MAX_AUTO_SEQ_LEN tokens."""
+    if setting == "auto":
+        return "bmm" if device.type == "cpu" and seq_len <= MAX_AUTO_SEQ_LEN else "sdpa"
+    return setting
+
+
+def use_attention(model, kind: str) -> None:
+    """Switch ``model`` (a transformers causal LM) to ``kind`` attention (sdpa | bmm), in place."""
+    if kind == "bmm":
+        _register()
+        model.set_attn_implementation(NAME)
+    else:
+        model.set_attn_implementation("sdpa")
