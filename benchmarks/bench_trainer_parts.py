@@ -42,9 +42,9 @@ def _setup(args, manifest_path: Path, optimizer: str = "muon"):
                                       "optimizer": {"name": optimizer}})
     hf = model_config(args.preset, m["vocab_size"], m["eos_id"], args.seq_len)
     model, multipliers = build_parametrized_model(hf, cfg)
-    use_attention(model, choose_attention(cfg.runtime.attention, torch.device("cpu"), args.seq_len))  # as the trainer
     stream = TrainStream(m, args.seq_len, None, args.batch, 1, 1, 10_000, 0.05)
     bf16 = use_bf16("auto", torch.device("cpu"), hf.hidden_size)
+    use_attention(model, choose_attention(cfg.runtime.attention, torch.device("cpu"), args.seq_len, bf16))  # as the trainer
     return m, cfg, model, multipliers, stream, bf16
 
 

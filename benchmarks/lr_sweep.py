@@ -7,11 +7,14 @@ defaults in trainer/config.py were read from.
     python benchmarks/lr_sweep.py defaults --muon-lr 0.01 0.02 0.04 --lr 0.003 0.01 --schedule wsd cosine
 
 ``transfer``: the same lr grid (one multiplier on both the Muon and the AdamW lr) on two widths
-(64 and 256 at 2 layers) and two depths (2 and 8 layers at width 64), head dim 32, seq 128,
-batch 8, under ``model.parametrization: standard`` and ``completep``. Under a parametrization
-that transfers, the best multiplier is the same for every shape.
+and two depths (by default 64 and 256 wide at 2 layers, 2 and 8 layers at width 64; the
+``w128-L2 w512-L2 w128-L8`` shapes are the same test one width step up), head dim 32, seq
+128, batch 8, under ``model.parametrization: standard`` and ``completep``, for one or more
+``--seeds`` (the table shows the mean). Under a parametrization that transfers, the best
+multiplier is the same for every shape.
 
     python benchmarks/lr_sweep.py transfer --multipliers 0.25 0.5 1 2 4 --svg benchmarks/results/lr_transfer.svg
+    python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 w128-L8 --seeds 0 1
 
 Runs go ``--parallel`` at a time (one torch thread each; losses do not depend on load).
 Results: one JSON line per run in ``--out``, then a table on stdout.
@@ -22,17 +25,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
 
 from trainer_common import cpu_name, git_revision, line_chart, machine_load, prepare_blend, run_grid
 
+import numpy as np  # noqa: E402
+
 SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
     "w64-L2": (64, 2),
     "w256-L2": (256, 2),
     "w64-L8": (64, 8),
+    "w128-L2": (128, 2),  # the wider pair: 4 and 16 heads instead of 2 and 8
+    "w512-L2": (512, 2),
+    "w128-L8": (128, 8),
 }
+FIRST_SHAPES = ["w64-L2", "w256-L2", "w64-L8"]
 
 
 def defaults_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
@@ -53,7 +63,7 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
 
     base = OptimizerConfig(name=args.optimizer)
     jobs = []
-    for shape, param, mult in itertools.product(args.shapes, args.parametrization, args.multipliers):
+    for shape, param, mult, seed in itertools.product(args.shapes, args.parametrization, args.multipliers, args.seeds):
         hidden, layers = SHAPES[shape]
         overrides = {
             "steps": args.steps, "model.preset": "tiny", "model.seq_len": 128, "data.micro_batch_size": 8,
@@ -63,7 +73,10 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
             "eval_every": args.steps, "optimizer.name": args.optimizer,
             "optimizer.muon_lr": base.muon_lr * mult, "optimizer.lr": base.lr * mult,
         }
-        jobs.append({"name": f"{shape} {param} x{mult}", "shape": shape, "parametrization": param, "multiplier": mult,
+        if seed:  # a replicate: other initial weights and another sampling order (same validation set)
+            overrides.update({"runtime.init_seed": seed, "data.seed": 1000 + seed})
+        jobs.append({"name": f"{shape} {param} x{mult}" + (f" seed{seed}" if seed else ""), "shape": shape,
+                     "parametrization": param, "multiplier": mult, "seed": seed,
                      "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
                      "output": str(work / f"run{len(jobs)}")})
     return jobs
@@ -73,21 +86,43 @@ def _final(result: dict) -> float:
     return result["summary"]["final_val_loss"] if "summary" in result else float("nan")
 
 
+def fitted_optimum(multipliers: list[float], losses: list[float]) -> float | None:
+    """Vertex of the parabola in log2(multiplier) through the best grid point and its two
+    neighbours (the best grid point itself when it sits at the grid's edge)."""
+    finite = [(v, i) for i, v in enumerate(losses) if v == v]
+    if not finite:
+        return None
+    i = min(finite)[1]
+    if i == 0 or i == len(losses) - 1 or losses[i - 1] != losses[i - 1] or losses[i + 1] != losses[i + 1]:
+        return multipliers[i]
+    x = [math.log2(m) for m in multipliers[i - 1:i + 2]]
+    y = losses[i - 1:i + 2]
+    a, b, _ = np.polyfit(x, y, 2)
+    return 2 ** (-b / (2 * a)) if a > 0 else multipliers[i]
+
+
 def transfer_table(results: list[dict], jobs: list[dict], args) -> tuple[str, str]:
-    """A markdown table (val loss per multiplier, best in bold) and the SVG plot."""
+    """A markdown table (val loss per multiplier, the mean over seeds, best in bold; the fitted
+    optimum) and the SVG plot."""
     by_name = {r["name"]: r for r in results}
-    lines = ["| shape | parametrization | " + " | ".join(f"x{m}" for m in args.multipliers) + " | best |",
-             "|---|---|" + "---|" * (len(args.multipliers) + 1)]
+    lines = ["| shape | parametrization | " + " | ".join(f"x{m}" for m in args.multipliers) + " | best | fitted optimum |",
+             "|---|---|" + "---|" * (len(args.multipliers) + 2)]
     series = []
     for shape, param in itertools.product(args.shapes, args.parametrization):
-        vals = [_final(by_name[f"{shape} {param} x{m}"]) for m in args.multipliers]
+        vals = []
+        for m in args.multipliers:
+            runs = [_final(by_name[f"{shape} {param} x{m}" + (f" seed{s}" if s else "")]) for s in args.seeds]
+            vals.append(float(np.mean(runs)) if all(v == v for v in runs) else float("nan"))
         finite = [(v, m) for v, m in zip(vals, args.multipliers) if v == v]
         best = min(finite)[1] if finite else None
+        fit = fitted_optimum(args.multipliers, vals)
         cells = [("**%.3f**" if m == best else "%.3f") % v if v == v else "diverged" for v, m in zip(vals, args.multipliers)]
-        lines.append(f"| {shape} | {param} | " + " | ".join(cells) + f" | x{best} |")
+        lines.append(f"| {shape} | {param} | " + " | ".join(cells) + f" | x{best} | "
+                     + (f"x{fit:.2f}" if fit else "-") + " |")
         series.append((f"{shape} ({param})", [(m, v) for v, m in zip(vals, args.multipliers)]))
     finite = [y for _, s in series for _, y in s if y == y]
-    svg = line_chart(series, f"lr transfer ({args.optimizer}): final validation loss after {args.steps} steps",
+    seeds = f", mean of {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""
+    svg = line_chart(series, f"lr transfer ({args.optimizer}): final validation loss after {args.steps} steps{seeds}",
                      "lr multiplier (x the default Muon and AdamW lr)", "validation loss", log_x=True,
                      y_range=(min(finite), min(max(finite), min(finite) + 1.5)) if finite else None)
     return "\n".join(lines), svg
@@ -105,7 +140,8 @@ def main() -> None:
     d.add_argument("--eval-every", type=int, default=25)
     t = sub.add_parser("transfer")
     t.add_argument("--multipliers", type=float, nargs="+", default=[0.25, 0.5, 1, 2, 4])
-    t.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
+    t.add_argument("--shapes", nargs="+", default=FIRST_SHAPES, choices=list(SHAPES))
+    t.add_argument("--seeds", type=int, nargs="+", default=[0], help="init/sampling seeds; the table shows the mean")
     t.add_argument("--parametrization", nargs="+", default=["standard", "completep"])
     t.add_argument("--steps", type=int, default=200)
     t.add_argument("--svg", type=Path)

@@ -64,8 +64,9 @@ def test_bmm_attention_keeps_documents_apart():
 
 def test_choose_attention():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert choose_attention("auto", cpu, 256) == "bmm"
-    assert choose_attention("auto", cpu, 4096) == "sdpa"
-    assert choose_attention("auto", cuda, 256) == "sdpa"
-    assert choose_attention("sdpa", cpu, 256) == "sdpa"
-    assert choose_attention("bmm", cuda, 4096) == "bmm"
+    assert choose_attention("auto", cpu, 256, bf16=True) == "bmm"
+    assert choose_attention("auto", cpu, 256, bf16=False) == "sdpa"  # fp32: the flash kernel is as fast
+    assert choose_attention("auto", cpu, 4096, bf16=True) == "sdpa"
+    assert choose_attention("auto", cuda, 256, bf16=True) == "sdpa"
+    assert choose_attention("sdpa", cpu, 256, bf16=True) == "sdpa"
+    assert choose_attention("bmm", cuda, 4096, bf16=False) == "bmm"

@@ -3,9 +3,9 @@
 On CPU, PyTorch's SDPA runs a flash-attention kernel that tiles the sequence for long inputs.
 At the window lengths a CPU trains (a few hundred tokens) the whole score matrix fits in
 cache, and the plain form (scores = Q K^T / sqrt(d) + mask, softmax, then times V) as two
-``baddbmm``/``bmm`` calls runs in oneDNN's batched GEMMs at matmul speed: forward and
-backward 0.3-0.8x the time of the flash kernel up to 512 tokens, slower from 1024
-(benchmarks/RESULTS.md, "attention"). The mask is transformers' additive ("eager") mask,
+``baddbmm``/``bmm`` calls runs in oneDNN's batched bf16 GEMMs at matmul speed: forward and
+backward in bf16 0.2-0.5x the time of the flash kernel up to 512 tokens, slower from 1024; in
+fp32 no faster (benchmarks/RESULTS.md, "attention"). The mask is transformers' additive ("eager") mask,
 built once per forward and shared by the layers, so document masking (a block-causal mask
 from restarted position ids) costs the same as plain causal attention here.
 
@@ -55,10 +55,12 @@ def _register() -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, eager_mask)
 
 
-def choose_attention(setting: str, device: torch.device, seq_len: int) -> str:
-    """``runtime.attention``: sdpa | bmm, or auto = bmm on CPU up to MAX_AUTO_SEQ_LEN tokens."""
+def choose_attention(setting: str, device: torch.device, seq_len: int, bf16: bool) -> str:
+    """``runtime.attention``: sdpa | bmm, or auto = bmm under bf16 autocast on CPU up to
+    MAX_AUTO_SEQ_LEN tokens. In fp32 the flash kernel is as fast or faster (bmm 1.15x its time
+    at 256-512 tokens), so auto keeps SDPA there."""
     if setting == "auto":
-        return "bmm" if device.type == "cpu" and seq_len <= MAX_AUTO_SEQ_LEN else "sdpa"
+        return "bmm" if device.type == "cpu" and bf16 and seq_len <= MAX_AUTO_SEQ_LEN else "sdpa"
     return setting
 
 

@@ -70,8 +70,8 @@ class RuntimeConfig(_Strict):
     # torch.compile the model; auto: on CUDA only (on CPU the compile time was not won back in
     # the runs measured, see benchmarks/RESULTS.md)
     compile: Union[Literal["auto"], bool] = "auto"
-    # attention kernel; auto: "bmm" (batched matmuls, trainer/attention.py) on CPU for windows of
-    # up to 512 tokens, where it is faster than SDPA's flash kernel; "sdpa" otherwise
+    # attention kernel; auto: "bmm" (batched matmuls, trainer/attention.py) under bf16 on CPU for
+    # windows of up to 512 tokens, where it beats SDPA's flash kernel; "sdpa" otherwise
     attention: Literal["auto", "sdpa", "bmm"] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)

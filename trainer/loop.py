@@ -152,7 +152,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     bf16 = use_bf16(cfg.runtime.precision, env.device, hf_config.hidden_size)
     model, multipliers = build_parametrized_model(hf_config, cfg)
     model.to(env.device)
-    use_attention(model, choose_attention(cfg.runtime.attention, env.device, seq_len))
+    use_attention(model, choose_attention(cfg.runtime.attention, env.device, seq_len, bf16))
     fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
