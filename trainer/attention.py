@@ -4,8 +4,9 @@ On CPU, PyTorch's SDPA runs a flash-attention kernel that tiles the sequence for
 At the window lengths a CPU trains (a few hundred tokens) the whole score matrix fits in
 cache, and the plain form (scores = Q K^T / sqrt(d) + mask, softmax, then times V) as two
 ``baddbmm``/``bmm`` calls runs in oneDNN's batched bf16 GEMMs at matmul speed: forward and
-backward in bf16 0.2-0.5x the time of the flash kernel up to 512 tokens, slower from 1024; in
-fp32 no faster (benchmarks/RESULTS.md, "attention"). The mask is transformers' additive ("eager") mask,
+backward in bf16 0.2-0.5x the time of the flash kernel up to 512 tokens, about even from 1024
+(where the score matrix also grows with the square of the length); in fp32 no faster
+(benchmarks/RESULTS.md, "attention"). The mask is transformers' additive ("eager") mask,
 built once per forward and shared by the layers, so document masking (a block-causal mask
 from restarted position ids) costs the same as plain causal attention here.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 
 NAME = "dataengine_bmm"
-MAX_AUTO_SEQ_LEN = 512  # above this the flash kernel wins on CPU (measured crossover 512-1024)
+MAX_AUTO_SEQ_LEN = 512  # above this the gain is gone or small on CPU (0.85-1.14x at 1024 tokens)
 
 
 def bmm_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
