@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer_common import cpu_name, git_revision, line_chart, machine_load, prepare_blend, train_one
+from trainer_common import add_shape_args, cpu_name, git_revision, line_chart, machine_load, prepare_blend, train_one
 
 import numpy as np  # noqa: E402  (after trainer_common put the repository on sys.path)
 import torch  # noqa: E402
@@ -160,10 +160,7 @@ def time_to(target: float, val: list) -> tuple[float | None, int | None]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=300)
+    add_shape_args(ap, steps=300)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=20, help="HF runs' and ours-adamw's warmup steps")
     ap.add_argument("--eval-every", type=int, default=10)

@@ -38,6 +38,7 @@ from dataengine.trainer.loop import train  # noqa: E402
 from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config  # noqa: E402
 from dataengine.warehouse import Warehouse, init_warehouse  # noqa: E402
 from dataengine.warehouse.blends import Blends  # noqa: E402
+from trainer_common import add_shape_args  # noqa: E402
 from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer  # noqa: E402
 
 
@@ -116,10 +117,7 @@ def run_hf(manifest, tok, args, out: Path) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=40)
+    add_shape_args(ap, steps=40)
     ap.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the throughput")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)

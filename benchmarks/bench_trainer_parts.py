@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer_common import cpu_name, git_revision, machine_load, prepare_blend, train_one
+from trainer_common import add_shape_args, cpu_name, git_revision, machine_load, prepare_blend, train_one
 
 import torch  # noqa: E402
 
@@ -210,10 +210,7 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("parts", nargs="+", choices=["masking", "attention", "compile", "optimizer", "loader"])
-    ap.add_argument("--preset", default="small")
-    ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=10, help="steps per measurement")
+    add_shape_args(ap, steps=10, steps_help="steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)

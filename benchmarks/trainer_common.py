@@ -41,6 +41,14 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def add_shape_args(ap, steps: int, steps_help: str | None = None) -> None:
+    """The options every trainer benchmark shares: model preset, window length, batch, steps."""
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--seq-len", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=steps, help=steps_help)
+
+
 def prepare_blend(folder: Path) -> tuple[Path, Path]:
     """The benchmark blend version (demo corpus = tinyshakespeare, 512-token BPE): manifest and tokenizer files."""
     from bench_trainer import build_blend
