@@ -2,7 +2,7 @@
 
   masking    training step with document masking (block-causal attention) vs plain causal
   attention  training step with SDPA vs the batched-matmul attention (document-masked windows),
-             and the attention alone (forward + backward, bf16) at 128..2048 tokens
+             and the attention alone (forward + backward): bf16 at 128..2048 tokens, fp32 at 256, 512
   compile    torch.compile: compile time with an empty and with a warm inductor cache, then
              steady step time compiled vs eager
   optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
@@ -102,14 +102,16 @@ def bench_attention(args, manifest: Path) -> dict:
     out = {"step_s_sdpa": statistics.median(times["sdpa"]), "step_s_bmm": statistics.median(times["bmm"])}
     out["step_bmm_vs_sdpa"] = out["step_s_bmm"] / out["step_s_sdpa"]
     heads, dim = model.config.num_attention_heads, model.config.hidden_size // model.config.num_attention_heads
-    for seq in (128, 256, 512, 1024, 2048):  # the attention alone, same tokens per batch
+    cases = [(torch.bfloat16, seq) for seq in (128, 256, 512, 1024, 2048)] + [(torch.float32, seq) for seq in (256, 512)]
+    for dtype, seq in cases:  # the attention alone, same tokens per batch
         batch = max(1, args.batch * args.seq_len // seq)
-        q, k, v = (torch.randn(batch, heads, seq, dim, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        q, k, v = (torch.randn(batch, heads, seq, dim, dtype=dtype, requires_grad=True) for _ in range(3))
         keep = torch.ones(seq, seq, dtype=torch.bool).tril().expand(batch, 1, seq, seq)
         additive = torch.zeros(batch, 1, seq, seq).masked_fill(~keep, torch.finfo(torch.float32).min)
-        grad = torch.randn(batch, heads, seq, dim, dtype=torch.bfloat16)
+        grad = torch.randn(batch, heads, seq, dim, dtype=dtype)
         kernels = {"sdpa": lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=keep),
                    "bmm": lambda: bmm_attention_forward(model, q, k, v, additive)[0].transpose(1, 2)}
+        tag = f"attn_{seq}" + ("_fp32" if dtype == torch.float32 else "")
         for name, run in kernels.items():
             ts = []
             for i in range(2 + args.steps):
@@ -117,8 +119,8 @@ def bench_attention(args, manifest: Path) -> dict:
                 run().backward(grad)
                 ts.append(time.perf_counter() - t)
                 q.grad = k.grad = v.grad = None
-            out[f"attn_{seq}_{name}_ms"] = 1000 * statistics.median(ts[2:])
-        out[f"attn_{seq}_bmm_vs_sdpa"] = out[f"attn_{seq}_bmm_ms"] / out[f"attn_{seq}_sdpa_ms"]
+            out[f"{tag}_{name}_ms"] = 1000 * statistics.median(ts[2:])
+        out[f"{tag}_bmm_vs_sdpa"] = out[f"{tag}_bmm_ms"] / out[f"{tag}_sdpa_ms"]
     return out
 
 

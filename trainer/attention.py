@@ -58,7 +58,7 @@ def _register() -> None:
 
 def choose_attention(setting: str, device: torch.device, seq_len: int, bf16: bool) -> str:
     """``runtime.attention``: sdpa | bmm, or auto = bmm under bf16 autocast on CPU up to
-    MAX_AUTO_SEQ_LEN tokens. In fp32 the flash kernel is as fast or faster (bmm 1.15x its time
+    MAX_AUTO_SEQ_LEN tokens. In fp32 the flash kernel is as fast (bmm 1.00-1.15x its time
     at 256-512 tokens), so auto keeps SDPA there."""
     if setting == "auto":
         return "bmm" if device.type == "cpu" and bf16 and seq_len <= MAX_AUTO_SEQ_LEN else "sdpa"
