@@ -92,6 +92,25 @@ def _open(browser, url: str) -> None:
     assert not console_errors(browser), console_errors(browser)
 
 
+def _wait_for_url(browser, pattern: str, timeout: float = 30) -> None:
+    """Wait until the page a click navigated to is loaded (its URL matches ``pattern``)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(expected_conditions.url_matches(pattern))
+    WebDriverWait(browser, timeout).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def _click_until(browser, button: str, element: str, text: str, timeout: float = 30) -> None:
+    """Click ``button`` (it submits a form: a page load) and wait for the new page's ``element`` to
+    say ``text``; find_element right after a click can race the navigation."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.find_element("id", button).click()
+    WebDriverWait(browser, timeout).until(expected_conditions.text_to_be_present_in_element(("id", element), text))
+
+
 def test_table_report_draws_every_section_in_light_and_dark(lake, browser, shots):
     wh = lake["wh"]
     path = de.write_report(wh, "raw", lake["folder"] / "raw.html")
@@ -188,11 +207,11 @@ def test_ui_lists_everything_and_shows_reports(lake, ui, browser, shots):
     assert "Schema" in [h.text for h in browser.find_elements("css selector", "h2")]
     snapshot = browser.find_element("css selector", "section table a")  # a snapshot: the table as it was
     snapshot.click()
-    assert re.search(r"/table/raw@\d+$", browser.current_url)
+    _wait_for_url(browser, r"/table/raw@\d+$")
     check_figures(browser)
     browser.get(links["mix@2"])
     browser.find_element("link text", run_id).click()  # blend version -> its training run
-    assert browser.current_url.endswith(f"/run/{quote(run_id)}")
+    _wait_for_url(browser, re.escape(f"/run/{quote(run_id)}") + "$")
     assert {"loss", "throughput"} <= {f["chart"] for f in check_figures(browser)}
     assert not console_errors(browser)
 
@@ -204,14 +223,12 @@ def test_ui_sql_box_pages_rows_and_refuses_writes(lake, ui, browser, shots):
     box = browser.find_element("id", "sql")
     box.clear()
     box.send_keys("SELECT id, language, text_words FROM raw ORDER BY id")
-    browser.find_element("id", "run").click()
-    assert "rows 1-50" in browser.find_element("id", "sql-status").text
+    _click_until(browser, "run", "sql-status", "rows 1-50")
     first = [td.text for td in browser.find_elements("css selector", "#sql-result tbody tr td:first-child")]
     expected = wh.sql("SELECT id FROM raw ORDER BY id LIMIT 50").column("id").to_pylist()
     assert first == expected
     screenshot(browser, shots / "ui-sql.png")
-    browser.find_element("id", "next").click()
-    assert "rows 51-100" in browser.find_element("id", "sql-status").text
+    _click_until(browser, "next", "sql-status", "rows 51-100")
     second = [td.text for td in browser.find_elements("css selector", "#sql-result tbody tr td:first-child")]
     assert second == wh.sql("SELECT id FROM raw ORDER BY id LIMIT 50 OFFSET 50").column("id").to_pylist()
     assert not console_errors(browser)
