@@ -5,6 +5,7 @@ steps, precision auto) over a grid of Muon lr x AdamW lr x schedule; the table i
 defaults in trainer/config.py were read from.
 
     python benchmarks/lr_sweep.py defaults --muon-lr 0.01 0.02 0.04 --lr 0.003 0.01 --schedule wsd cosine
+    python benchmarks/lr_sweep.py defaults --muon-lr 0.04 --schedule cosine --muon-momentum 0.8 0.9 0.95 --target 3.2532
 
 ``transfer``: the same lr grid (one multiplier on both the Muon and the AdamW lr) on two widths
 and two depths (by default 64 and 256 wide at 2 layers, 2 and 8 layers at width 64; the
@@ -47,12 +48,12 @@ FIRST_SHAPES = ["w64-L2", "w256-L2", "w64-L8"]
 
 def defaults_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
     jobs = []
-    for muon_lr, lr, schedule in itertools.product(args.muon_lr, args.lr, args.schedule):
-        name = f"muon_lr={muon_lr} lr={lr} {schedule}"
+    for muon_lr, lr, schedule, momentum in itertools.product(args.muon_lr, args.lr, args.schedule, args.muon_momentum):
+        name = f"muon_lr={muon_lr} lr={lr} {schedule} momentum={momentum}"
         overrides = {"steps": args.steps, "model.preset": "small", "model.seq_len": 256, "data.micro_batch_size": 8,
                      "data.val_samples": 64, "eval_every": args.eval_every, "optimizer.name": args.optimizer,
                      "optimizer.muon_lr": muon_lr, "optimizer.lr": lr, "schedule.kind": schedule,
-                     "schedule.warmup_steps": args.warmup}
+                     "schedule.warmup_steps": args.warmup, "optimizer.muon_momentum": momentum}
         jobs.append({"name": name, "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
                      "output": str(work / f"run{len(jobs)}")})
     return jobs
@@ -135,7 +136,9 @@ def main() -> None:
     d.add_argument("--muon-lr", type=float, nargs="+", default=[0.01, 0.02, 0.04])
     d.add_argument("--lr", type=float, nargs="+", default=[3e-3])
     d.add_argument("--schedule", nargs="+", default=["wsd"])
+    d.add_argument("--muon-momentum", type=float, nargs="+", default=[0.95])
     d.add_argument("--warmup", type=int, default=20)
+    d.add_argument("--target", type=float, help="a validation loss; the table adds the first step that reaches it")
     d.add_argument("--steps", type=int, default=300)
     d.add_argument("--eval-every", type=int, default=25)
     t = sub.add_parser("transfer")
@@ -165,9 +168,13 @@ def main() -> None:
     print(f"\n{cpu_name()}, {args.parallel} runs at a time, load {load} at start, {time.time() - started:.0f} s, "
           f"revision {git_revision()}")
     if args.grid == "defaults":
-        print("| config | " + " | ".join(f"val@{s}" for s, _, _ in results[0].get("val", [])) + " |")
+        target = [] if args.target is None else [f"step to {args.target}"]
+        print("| config | " + " | ".join([f"val@{s}" for s, _, _ in results[0].get("val", [])] + target) + " |")
         for r in results:
-            print(f"| {r['name']} | " + " | ".join(f"{v:.3f}" for _, v, _ in r.get("val", [])) + " |")
+            cells = [f"{v:.3f}" for _, v, _ in r.get("val", [])]
+            if target:
+                cells.append(str(next((s for s, v, _ in r.get("val", []) if v <= args.target), "never")))
+            print(f"| {r['name']} | " + " | ".join(cells) + " |")
     else:
         table, svg = transfer_table(results, jobs, args)
         print(table)
