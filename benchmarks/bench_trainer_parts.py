@@ -7,6 +7,8 @@
              steady step time compiled vs eager
   optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
   loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
+  gram       Newton-Schulz on X (torch Muon's, ours) vs on its Gram matrix X X^T: error against
+             an fp64 reference and time, on real gradients and on low-rank-plus-noise stacks
 
 Steps are real training steps of the preset on the benchmark blend (demo corpus, 512-token
 BPE), one torch thread; A and B alternate ``--repeats`` times and the median of each is
@@ -190,6 +192,70 @@ def bench_optimizer(args, manifest: Path) -> dict:
             "adamw_fused_vs_foreach": med["adamw_foreach"] / med["adamw_fused"]}
 
 
+def gram_newton_schulz(updates: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
+    """The same quintic iteration run on R = X X^T (n x n) and applied to X once at the end:
+    R <- p(R) R p(R), Q <- p(R) Q, X = Q X0 with p(R) = aI + bR + cR^2. Tried for the
+    rectangular matrices (fewer FLOPs); not used by the trainer (see the gram part)."""
+    a, b, c = coefficients
+    x = updates.bfloat16()
+    tall = x.size(-2) > x.size(-1)
+    x = x.mT if tall else x
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    r, q = x @ x.mT, None
+    for k in range(steps):
+        p = torch.baddbmm(r, r, r, beta=b, alpha=c)
+        p.diagonal(dim1=-2, dim2=-1).add_(a)
+        q = p if q is None else p @ q
+        if k < steps - 1:
+            r = p @ (r @ p)
+    x = q @ x
+    return x.mT if tall else x
+
+
+def bench_gram(args, manifest: Path) -> dict:
+    """Plain vs Gram Newton-Schulz on the preset's real gradients (stacked by shape) and on
+    low-rank-plus-noise stacks: relative error against the plain iteration in fp64, and time."""
+    from dataengine.trainer.batches import micro_batch
+    from dataengine.trainer.loop import causal_lm_loss
+    from dataengine.trainer.muon import batched_newton_schulz
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    causal_lm_loss(model, micro_batch(stream.micro_batch_at(0, 0, 0), None), bf16).backward()
+    coefficients, steps, eps = (3.4445, -4.775, 2.0315), 5, 1e-7
+    by_shape: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
+        if p.ndim == 2 and ".layers." in name and p.grad is not None:
+            by_shape.setdefault(tuple(p.grad.shape), []).append(p.grad)
+    torch.manual_seed(0)
+    stacks = {f"grad {r}x{c}": torch.stack(g) for (r, c), g in by_shape.items()}
+    for (r, c), g in by_shape.items():
+        low = torch.randn(len(g), r, 8) @ torch.randn(len(g), 8, c)
+        stacks[f"rank8+noise {r}x{c}"] = low + 0.01 * torch.randn(len(g), r, c)
+    out = {}
+    for label, stack in stacks.items():
+        ref = _plain_fp64(stack.double(), coefficients, steps, eps)
+        for kind, fn in (("plain", batched_newton_schulz), ("gram", gram_newton_schulz)):
+            times = []
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                got = fn(stack, coefficients, steps, eps)
+                times.append(time.perf_counter() - t)
+            out[f"{label} {kind} rel_error"] = float((got.double() - ref).norm() / ref.norm())
+            out[f"{label} {kind} ms"] = 1000 * statistics.median(times)
+    return out
+
+
+def _plain_fp64(x: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
+    a, b, c = coefficients
+    tall = x.size(-2) > x.size(-1)
+    x = x.mT if tall else x
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.mT if tall else x
+
+
 def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
     out = {}
     for prefetch in (0, 2):
@@ -211,7 +277,7 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "compile", "optimizer", "loader"])
+    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "compile", "optimizer", "loader", "gram"])
     add_shape_args(ap, steps=10, steps_help="steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -226,7 +292,7 @@ def main() -> None:
                 result = bench_loader(args, manifest, tok, tmp)
             else:
                 result = {"masking": bench_masking, "attention": bench_attention, "compile": bench_compile,
-                          "optimizer": bench_optimizer}[part](args, manifest)
+                          "optimizer": bench_optimizer, "gram": bench_gram}[part](args, manifest)
             print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v
                                                                        for k, v in result.items()}}), flush=True)
 

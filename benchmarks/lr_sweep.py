@@ -16,6 +16,8 @@ multiplier is the same for every shape.
 
     python benchmarks/lr_sweep.py transfer --multipliers 0.25 0.5 1 2 4 --svg benchmarks/results/lr_transfer.svg
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 w128-L8 --seeds 0 1
+    python benchmarks/lr_sweep.py transfer --shapes w64-L2 w128-L2 w128-L8 --multipliers 1 \
+        --parametrization completep --muon-momentum 0.6 0.7 0.8 0.95   # momentum away from the race's shape
 
 Runs go ``--parallel`` at a time (one torch thread each; losses do not depend on load).
 Results: one JSON line per run in ``--out``, then a table on stdout.
@@ -64,7 +66,8 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
 
     base = OptimizerConfig(name=args.optimizer)
     jobs = []
-    for shape, param, mult, seed in itertools.product(args.shapes, args.parametrization, args.multipliers, args.seeds):
+    for shape, param, mult, seed, momentum in itertools.product(args.shapes, args.parametrization, args.multipliers,
+                                                                args.seeds, args.muon_momentum):
         hidden, layers = SHAPES[shape]
         overrides = {
             "steps": args.steps, "model.preset": "tiny", "model.seq_len": 128, "data.micro_batch_size": 8,
@@ -76,11 +79,17 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
         }
         if seed:  # a replicate: other initial weights and another sampling order (same validation set)
             overrides.update({"runtime.init_seed": seed, "data.seed": 1000 + seed})
-        jobs.append({"name": f"{shape} {param} x{mult}" + (f" seed{seed}" if seed else ""), "shape": shape,
+        if momentum is not None:
+            overrides["optimizer.muon_momentum"] = momentum
+        jobs.append({"name": _run_name(shape, param, mult, seed, momentum), "shape": shape,
                      "parametrization": param, "multiplier": mult, "seed": seed,
                      "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
                      "output": str(work / f"run{len(jobs)}")})
     return jobs
+
+
+def _run_name(shape: str, param: str, mult: float, seed: int, momentum: float | None) -> str:
+    return f"{shape} {param} x{mult}" + (f" seed{seed}" if seed else "") + (f" m{momentum}" if momentum is not None else "")
 
 
 def _final(result: dict) -> float:
@@ -109,18 +118,19 @@ def transfer_table(results: list[dict], jobs: list[dict], args) -> tuple[str, st
     lines = ["| shape | parametrization | " + " | ".join(f"x{m}" for m in args.multipliers) + " | best | fitted optimum |",
              "|---|---|" + "---|" * (len(args.multipliers) + 2)]
     series = []
-    for shape, param in itertools.product(args.shapes, args.parametrization):
+    for shape, param, momentum in itertools.product(args.shapes, args.parametrization, args.muon_momentum):
         vals = []
         for m in args.multipliers:
-            runs = [_final(by_name[f"{shape} {param} x{m}" + (f" seed{s}" if s else "")]) for s in args.seeds]
+            runs = [_final(by_name[_run_name(shape, param, m, s, momentum)]) for s in args.seeds]
             vals.append(float(np.mean(runs)) if all(v == v for v in runs) else float("nan"))
         finite = [(v, m) for v, m in zip(vals, args.multipliers) if v == v]
         best = min(finite)[1] if finite else None
         fit = fitted_optimum(args.multipliers, vals)
         cells = [("**%.3f**" if m == best else "%.3f") % v if v == v else "diverged" for v, m in zip(vals, args.multipliers)]
-        lines.append(f"| {shape} | {param} | " + " | ".join(cells) + f" | x{best} | "
+        label = param if momentum is None else f"{param}, momentum {momentum}"
+        lines.append(f"| {shape} | {label} | " + " | ".join(cells) + f" | x{best} | "
                      + (f"x{fit:.2f}" if fit else "-") + " |")
-        series.append((f"{shape} ({param})", [(m, v) for v, m in zip(vals, args.multipliers)]))
+        series.append((f"{shape} ({label})", [(m, v) for v, m in zip(vals, args.multipliers)]))
     finite = [y for _, s in series for _, y in s if y == y]
     seeds = f", mean of {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""
     svg = line_chart(series, f"lr transfer ({args.optimizer}): final validation loss after {args.steps} steps{seeds}",
@@ -147,6 +157,8 @@ def main() -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0], help="init/sampling seeds; the table shows the mean")
     t.add_argument("--parametrization", nargs="+", default=["standard", "completep"])
     t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--muon-momentum", type=float, nargs="+", default=[None],
+                   help="Muon momenta to cross with the grid (default: the config's)")
     t.add_argument("--svg", type=Path)
     for p in (d, t):
         p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])
