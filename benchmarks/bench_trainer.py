@@ -38,8 +38,8 @@ from dataengine.trainer.loop import train  # noqa: E402
 from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config  # noqa: E402
 from dataengine.warehouse import Warehouse, init_warehouse  # noqa: E402
 from dataengine.warehouse.blends import Blends  # noqa: E402
-from trainer_common import add_shape_args  # noqa: E402
 from dataengine.warehouse.tokenizers import register_tokenizer, train_tokenizer  # noqa: E402
+from trainer_common import add_shape_args  # noqa: E402
 
 
 def build_blend(root: Path) -> tuple[dict, object]:

@@ -190,3 +190,19 @@ def test_the_docs_state_the_defaults_exactly_as_the_code_has_them():
     text = (Path(__file__).resolve().parents[1] / "docs" / "trainer.md").read_text()
     block = text.split("<!-- defaults: generated from TrainConfig() -->", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == TrainConfig().model_dump(mode="json")
+
+
+def test_newton_schulz_runs_in_the_asked_precision_and_bf16_stays_near_fp64():
+    """bf16 by default (torch Muon's); float64 is the reference the benchmarks compare with."""
+    from dataengine.trainer.muon import batched_newton_schulz
+
+    torch.manual_seed(0)
+    updates = torch.randn(3, 48, 16)
+    coefficients = (3.4445, -4.775, 2.0315)
+    fast = batched_newton_schulz(updates, coefficients, 5, 1e-7)
+    exact = batched_newton_schulz(updates, coefficients, 5, 1e-7, dtype=torch.float64)
+    assert fast.dtype == torch.bfloat16 and exact.dtype == torch.float64 and exact.shape == updates.shape
+    assert (fast.double() - exact).norm() / exact.norm() < 0.05
+    # the quintic iteration pushes every singular value into roughly [0.7, 1.2]
+    singular = torch.linalg.svdvals(exact)
+    assert singular.min() > 0.5 and singular.max() < 1.3, singular

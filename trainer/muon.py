@@ -24,10 +24,11 @@ import torch
 
 
 def batched_newton_schulz(updates: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
-                          eps: float) -> torch.Tensor:
-    """Orthogonalise a stack (n, rows, cols) of updates: torch Muon's quintic iteration, in bf16."""
+                          eps: float, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Orthogonalise a stack (n, rows, cols) of updates: torch Muon's quintic iteration, in bf16
+    (``dtype``: another precision, e.g. float64 for a reference)."""
     a, b, c = coefficients
-    x = updates.bfloat16()
+    x = updates.to(dtype)
     tall = updates.size(-2) > updates.size(-1)
     if tall:
         x = x.mT
