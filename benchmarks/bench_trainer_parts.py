@@ -3,9 +3,12 @@
   masking    training step with document masking (block-causal attention) vs plain causal
   attention  training step with SDPA vs the batched-matmul attention (document-masked windows),
              and the attention alone (forward + backward): bf16 at 128..2048 tokens, fp32 at 256, 512
+  fused      training step with each CPU pass-saving piece off and on (runtime.fused_layers:
+             head-major rotary, fused RMSNorm; causal query blocks; Muon one matrix at a time)
   compile    torch.compile: compile time with an empty and with a warm inductor cache, then
              steady step time compiled vs eager
-  optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
+  optimizer  optimizer step alone: torch Muon vs GroupedMuon (one matrix at a time on CPU, and
+             stacked as on CUDA); AdamW for-loop vs foreach vs fused
   loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
   gram       Newton-Schulz on X (torch Muon's, ours) vs on its Gram matrix X X^T: error against
              an fp64 reference and time, on real gradients and on low-rank-plus-noise stacks
@@ -47,7 +50,17 @@ def _setup(args, manifest_path: Path, optimizer: str = "muon"):
     stream = TrainStream(m, args.seq_len, None, args.batch, 1, 1, 10_000, 0.05)
     bf16 = use_bf16("auto", torch.device("cpu"), hf.hidden_size)
     use_attention(model, choose_attention(cfg.runtime.attention, torch.device("cpu"), args.seq_len, bf16))  # as the trainer
+    _fuse(model, True, True)
     return m, cfg, model, multipliers, stream, bf16
+
+
+def _fuse(model, rotary: bool, rmsnorm: bool) -> None:
+    """``runtime.fused_layers`` by piece (the trainer turns both on on CPU)."""
+    from dataengine.trainer.rmsnorm import use_fused_rmsnorm
+    from dataengine.trainer.rotary import use_head_major_rotary
+
+    use_head_major_rotary(model, rotary)
+    use_fused_rmsnorm(model, rmsnorm)
 
 
 def _step_seconds(model, optimizers, stream, bf16, eos, steps: int, first: int = 0) -> list[float]:
@@ -126,6 +139,33 @@ def bench_attention(args, manifest: Path) -> dict:
     return out
 
 
+def bench_fused(args, manifest: Path) -> dict:
+    """Whole training steps with each CPU pass-saving piece off and on: head-major rotary, fused
+    RMSNorm, causal query blocks in the bmm attention, Muon one matrix at a time (vs stacked)."""
+    import dataengine.trainer.attention as attention
+    from dataengine.trainer.optim import build_optimizers
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+    muon, blocks = opts[0], attention.CAUSAL_BLOCKS
+    variants = {  # (rotary, rmsnorm, causal blocks, Muon stacked on CPU)
+        "none": (False, False, 1, True), "rotary": (True, False, 1, True), "rmsnorm": (False, True, 1, True),
+        "query_blocks": (False, False, blocks, True), "muon_per_matrix": (False, False, 1, False),
+        "all": (True, True, blocks, False)}
+    _step_seconds(model, opts, stream, bf16, m["eos_id"], 3)
+    times = {k: [] for k in variants}
+    for r in range(args.repeats):
+        for name, (rotary, rmsnorm, causal_blocks, stacked) in variants.items():
+            _fuse(model, rotary, rmsnorm)
+            attention.CAUSAL_BLOCKS, muon.batch_on_cpu = causal_blocks, stacked
+            _step_seconds(model, opts, stream, bf16, m["eos_id"], 1, 100 * r)
+            times[name].append(statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps,
+                                                               100 * r)))
+    attention.CAUSAL_BLOCKS, muon.batch_on_cpu = blocks, False
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {**{f"step_s_{k}": v for k, v in med.items()}, **{f"{k}_vs_none": v / med["none"] for k, v in med.items()}}
+
+
 def bench_compile(args, manifest: Path) -> dict:
     """Eager, then compiled with an empty inductor cache (a first run on a machine), then compiled
     again in a new model with that cache warm (a later run of the same shapes)."""
@@ -169,7 +209,8 @@ def bench_optimizer(args, manifest: Path) -> dict:
     adamw_all = [{"params": list(model.parameters()), "lr": 1e-3}]
     makers = {
         "muon_torch": lambda: torch.optim.Muon(groups["muon"], adjust_lr_fn="original"),
-        "muon_grouped": lambda: GroupedMuon(groups["muon"], adjust_lr_fn="original"),
+        "muon_grouped": lambda: GroupedMuon(groups["muon"], adjust_lr_fn="original"),  # CPU: one matrix at a time
+        "muon_grouped_stacked": lambda: _stacked(GroupedMuon(groups["muon"], adjust_lr_fn="original")),
         "adamw_for_loop": lambda: torch.optim.AdamW(adamw_all, foreach=False),
         "adamw_foreach": lambda: torch.optim.AdamW(adamw_all, foreach=True),
         "adamw_fused": lambda: torch.optim.AdamW(adamw_all, fused=True),
@@ -188,8 +229,15 @@ def bench_optimizer(args, manifest: Path) -> dict:
     med = {k: statistics.median(v) for k, v in times.items()}
     return {**{f"{k}_s": v for k, v in med.items()},
             "muon_grouped_speedup": med["muon_torch"] / med["muon_grouped"],
+            "muon_stacked_speedup": med["muon_torch"] / med["muon_grouped_stacked"],
             "adamw_fused_vs_for_loop": med["adamw_for_loop"] / med["adamw_fused"],
             "adamw_fused_vs_foreach": med["adamw_foreach"] / med["adamw_fused"]}
+
+
+def _stacked(opt):
+    """GroupedMuon batching same-shape matrices on CPU too (its CUDA path)."""
+    opt.batch_on_cpu = True
+    return opt
 
 
 def gram_newton_schulz(updates: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
@@ -266,7 +314,7 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "compile", "optimizer", "loader", "gram"])
+    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "fused", "compile", "optimizer", "loader", "gram"])
     add_shape_args(ap, steps=10, steps_help="steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -280,7 +328,8 @@ def main() -> None:
             if part == "loader":
                 result = bench_loader(args, manifest, tok, tmp)
             else:
-                result = {"masking": bench_masking, "attention": bench_attention, "compile": bench_compile,
+                result = {"masking": bench_masking, "attention": bench_attention, "fused": bench_fused,
+                          "compile": bench_compile,
                           "optimizer": bench_optimizer, "gram": bench_gram}[part](args, manifest)
             print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v
                                                                        for k, v in result.items()}}), flush=True)

@@ -70,3 +70,40 @@ def test_choose_attention():
     assert choose_attention("auto", cuda, 256, bf16=True) == "sdpa"
     assert choose_attention("sdpa", cpu, 256, bf16=True) == "sdpa"
     assert choose_attention("bmm", cuda, 4096, bf16=False) == "bmm"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_causal_query_blocks_skip_masked_keys_only(monkeypatch, dtype):
+    """Causal attention in query blocks (block i reads only the keys up to its last query) gives
+    the same logits and gradients as one block over all keys, document-masked or not, and stays SDPA's."""
+    import dataengine.trainer.attention as attention
+
+    torch.manual_seed(0)
+    eos, seq = 3, 160  # 5 blocks of 32 possible: CAUSAL_BLOCKS of them are used
+    model = build_model(model_config("tiny", 120, eos, seq), seed=4)
+    inputs = torch.randint(4, 120, (2, seq))
+    inputs[0, 50] = inputs[1, 100] = inputs[1, 131] = eos
+    for positions in (None, document_position_ids(inputs, eos)):
+        use_attention(model, "sdpa")
+        ref_logits, ref_grads = _loss_and_grads(model, inputs, positions, dtype)
+        use_attention(model, "bmm")
+        runs = {}
+        for blocks in (1, attention.CAUSAL_BLOCKS):
+            monkeypatch.setattr(attention, "CAUSAL_BLOCKS", blocks)
+            runs[blocks] = _loss_and_grads(model, inputs, positions, dtype)
+        (one, one_grads), (many, many_grads) = runs[1], runs[attention.CAUSAL_BLOCKS]
+        tol = 1e-5 if dtype == torch.float32 else 1e-2
+        assert (many - one).abs().max().item() <= tol * max(1.0, one.abs().max().item())
+        assert (many - ref_logits).abs().max().item() <= 3 * tol * max(1.0, ref_logits.abs().max().item())
+        for name, ref in one_grads.items():
+            assert ((many_grads[name] - ref).norm() / ref.norm().clamp(min=1e-12)).item() <= tol, name
+            rel_sdpa = ((many_grads[name] - ref_grads[name]).norm() / ref_grads[name].norm().clamp(min=1e-12)).item()
+            assert rel_sdpa <= (1e-4 if dtype == torch.float32 else 3e-2), name
+
+
+def test_query_blocks_cover_the_sequence():
+    from dataengine.trainer.attention import _query_blocks
+
+    assert _query_blocks(256, 4) == [(0, 64), (64, 128), (128, 192), (192, 256)]
+    assert _query_blocks(100, 4) == [(0, 33), (33, 67), (67, 100)]  # at least 32 queries a block
+    assert _query_blocks(20, 4) == [(0, 20)]

@@ -73,6 +73,10 @@ class RuntimeConfig(_Strict):
     # attention kernel; auto: "bmm" (batched matmuls, trainer/attention.py) under bf16 on CPU for
     # windows of up to 512 tokens, where it beats SDPA's flash kernel; "sdpa" otherwise
     attention: Literal["auto", "sdpa", "bmm"] = "auto"
+    # rotary written straight into the head-major layout and an RMSNorm with a hand-written
+    # backward (trainer/rotary.py, trainer/rmsnorm.py): the same math in fewer passes over
+    # memory; auto: on CPU, where each elementwise op is a pass (CUDA runs compile instead)
+    fused_layers: Union[Literal["auto"], bool] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
     distributed: Literal["ddp", "fsdp"] = "ddp"  # strategy when launched with torchrun

@@ -38,6 +38,8 @@ from dataengine.trainer.optim import (build_optimizers, build_schedulers, clip_a
                                       parametrization_multipliers)
 from dataengine.trainer.parametrization import apply_initialization
 from dataengine.trainer.precision import autocast, use_bf16
+from dataengine.trainer.rmsnorm import use_fused_rmsnorm
+from dataengine.trainer.rotary import use_head_major_rotary
 
 
 def run_id_for(manifest: dict, cfg: TrainConfig, output: Path) -> str:
@@ -60,6 +62,11 @@ def should_compile(setting, device: torch.device) -> bool:
     """``runtime.compile``: True/False, or auto = on CUDA only (on CPU the compile time was not
     won back in the runs measured in benchmarks/RESULTS.md)."""
     return device.type == "cuda" if setting == "auto" else bool(setting)
+
+
+def use_fused_layers(setting, device: torch.device) -> bool:
+    """``runtime.fused_layers``: True/False, or auto = on CPU (on CUDA, compile fuses these ops)."""
+    return device.type == "cpu" if setting == "auto" else bool(setting)
 
 
 def build_parametrized_model(hf_config, cfg: TrainConfig):
@@ -153,6 +160,9 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     model, multipliers = build_parametrized_model(hf_config, cfg)
     model.to(env.device)
     use_attention(model, choose_attention(cfg.runtime.attention, env.device, seq_len, bf16))
+    fused = use_fused_layers(cfg.runtime.fused_layers, env.device)
+    use_head_major_rotary(model, fused)
+    use_fused_rmsnorm(model, fused)
     fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
@@ -267,6 +277,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             "device": env.device.type,
             "precision": "bf16" if bf16 else "fp32",  # what precision: auto chose on this machine
             "compiled": compiled,  # what compile: auto chose
+            "fused_layers": fused,  # what fused_layers: auto chose
             "optimizer": cfg.optimizer.name,
             "parametrization": cfg.model.parametrization,
             "document_masking": d.document_masking,
