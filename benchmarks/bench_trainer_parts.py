@@ -3,12 +3,11 @@
   masking    training step with document masking (block-causal attention) vs plain causal
   attention  training step with SDPA vs the batched-matmul attention (document-masked windows),
              and the attention alone (forward + backward): bf16 at 128..2048 tokens, fp32 at 256, 512
-  fused      training step with each CPU pass-saving piece off and on (runtime.fused_layers:
-             head-major rotary, fused RMSNorm; causal query blocks; Muon one matrix at a time)
+  fused      training step with runtime.fused_layers' pieces off and on (head-major rotary,
+             fused RMSNorm)
   compile    torch.compile: compile time with an empty and with a warm inductor cache, then
              steady step time compiled vs eager
-  optimizer  optimizer step alone: torch Muon vs GroupedMuon (one matrix at a time on CPU, and
-             stacked as on CUDA); AdamW for-loop vs foreach vs fused
+  optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
   loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
   gram       Newton-Schulz on X (torch Muon's, ours) vs on its Gram matrix X X^T: error against
              an fp64 reference and time, on real gradients and on low-rank-plus-noise stacks
@@ -140,28 +139,20 @@ def bench_attention(args, manifest: Path) -> dict:
 
 
 def bench_fused(args, manifest: Path) -> dict:
-    """Whole training steps with each CPU pass-saving piece off and on: head-major rotary, fused
-    RMSNorm, causal query blocks in the bmm attention, Muon one matrix at a time (vs stacked)."""
-    import dataengine.trainer.attention as attention
+    """Whole training steps with ``runtime.fused_layers``' pieces off and on: head-major rotary, fused RMSNorm."""
     from dataengine.trainer.optim import build_optimizers
 
     m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
     opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
-    muon, blocks = opts[0], attention.CAUSAL_BLOCKS
-    variants = {  # (rotary, rmsnorm, causal blocks, Muon stacked on CPU)
-        "none": (False, False, 1, True), "rotary": (True, False, 1, True), "rmsnorm": (False, True, 1, True),
-        "query_blocks": (False, False, blocks, True), "muon_per_matrix": (False, False, 1, False),
-        "all": (True, True, blocks, False)}
+    variants = {"none": (False, False), "rotary": (True, False), "rmsnorm": (False, True), "both": (True, True)}
     _step_seconds(model, opts, stream, bf16, m["eos_id"], 3)
     times = {k: [] for k in variants}
     for r in range(args.repeats):
-        for name, (rotary, rmsnorm, causal_blocks, stacked) in variants.items():
+        for name, (rotary, rmsnorm) in variants.items():
             _fuse(model, rotary, rmsnorm)
-            attention.CAUSAL_BLOCKS, muon.batch_on_cpu = causal_blocks, stacked
             _step_seconds(model, opts, stream, bf16, m["eos_id"], 1, 100 * r)
             times[name].append(statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps,
                                                                100 * r)))
-    attention.CAUSAL_BLOCKS, muon.batch_on_cpu = blocks, False
     med = {k: statistics.median(v) for k, v in times.items()}
     return {**{f"step_s_{k}": v for k, v in med.items()}, **{f"{k}_vs_none": v / med["none"] for k, v in med.items()}}
 
@@ -209,8 +200,7 @@ def bench_optimizer(args, manifest: Path) -> dict:
     adamw_all = [{"params": list(model.parameters()), "lr": 1e-3}]
     makers = {
         "muon_torch": lambda: torch.optim.Muon(groups["muon"], adjust_lr_fn="original"),
-        "muon_grouped": lambda: GroupedMuon(groups["muon"], adjust_lr_fn="original"),  # CPU: one matrix at a time
-        "muon_grouped_stacked": lambda: _stacked(GroupedMuon(groups["muon"], adjust_lr_fn="original")),
+        "muon_grouped": lambda: GroupedMuon(groups["muon"], adjust_lr_fn="original"),
         "adamw_for_loop": lambda: torch.optim.AdamW(adamw_all, foreach=False),
         "adamw_foreach": lambda: torch.optim.AdamW(adamw_all, foreach=True),
         "adamw_fused": lambda: torch.optim.AdamW(adamw_all, fused=True),
@@ -229,15 +219,8 @@ def bench_optimizer(args, manifest: Path) -> dict:
     med = {k: statistics.median(v) for k, v in times.items()}
     return {**{f"{k}_s": v for k, v in med.items()},
             "muon_grouped_speedup": med["muon_torch"] / med["muon_grouped"],
-            "muon_stacked_speedup": med["muon_torch"] / med["muon_grouped_stacked"],
             "adamw_fused_vs_for_loop": med["adamw_for_loop"] / med["adamw_fused"],
             "adamw_fused_vs_foreach": med["adamw_foreach"] / med["adamw_fused"]}
-
-
-def _stacked(opt):
-    """GroupedMuon batching same-shape matrices on CPU too (its CUDA path)."""
-    opt.batch_on_cpu = True
-    return opt
 
 
 def gram_newton_schulz(updates: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:

@@ -25,19 +25,18 @@ import torch
 
 def batched_newton_schulz(updates: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
                           eps: float, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    """Orthogonalise one update (rows, cols) or a stack (n, rows, cols): torch Muon's quintic
-    iteration, in bf16 (``dtype``: another precision, e.g. float64 for a reference)."""
+    """Orthogonalise a stack (n, rows, cols) of updates: torch Muon's quintic iteration, in bf16
+    (``dtype``: another precision, e.g. float64 for a reference)."""
     a, b, c = coefficients
     x = updates.to(dtype)
     tall = updates.size(-2) > updates.size(-1)
     if tall:
         x = x.mT
     x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # spectral norm at most 1
-    fma = torch.addmm if x.dim() == 2 else torch.baddbmm  # 2-D: plain GEMMs, no batch copies
     for _ in range(steps):
         gram = x @ x.mT
-        poly = fma(gram, gram, gram, beta=b, alpha=c)
-        x = fma(x, poly, x, beta=a)
+        poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)
+        x = torch.baddbmm(x, poly, x, beta=a)
     return x.mT if tall else x
 
 
@@ -71,12 +70,7 @@ def _like(update: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
 
 
 class GroupedMuon(torch.optim.Muon):
-    """Drop-in ``torch.optim.Muon``: same arguments, state and results; batched Newton-Schulz.
-
-    On CPU each matrix is orthogonalised on its own: with one thread, batching saves no kernel
-    launches and its stacking copies made the step 6% slower than torch's (benchmarks/RESULTS.md)."""
-
-    batch_on_cpu = False
+    """Drop-in ``torch.optim.Muon``: same arguments, state and results; batched Newton-Schulz."""
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -95,15 +89,10 @@ class GroupedMuon(torch.optim.Muon):
                 work.append((param, group, _whole(update)))
         batches: dict[tuple, list[int]] = defaultdict(list)
         for i, (_, group, update) in enumerate(work):
-            alone = i if update.device.type == "cpu" and not self.batch_on_cpu else None
-            key = (tuple(update.shape), update.device, tuple(group["ns_coefficients"]), group["ns_steps"], group["eps"],
-                   alone)
+            key = (tuple(update.shape), update.device, tuple(group["ns_coefficients"]), group["ns_steps"], group["eps"])
             batches[key].append(i)
         orthogonal: list[torch.Tensor | None] = [None] * len(work)
-        for (_, _, coefficients, steps, eps, _), members in batches.items():
-            if len(members) == 1:
-                orthogonal[members[0]] = batched_newton_schulz(work[members[0]][2], coefficients, steps, eps)
-                continue
+        for (_, _, coefficients, steps, eps), members in batches.items():
             stacked = batched_newton_schulz(torch.stack([work[i][2] for i in members]), coefficients, steps, eps)
             for j, i in enumerate(members):
                 orthogonal[i] = stacked[j]
