@@ -106,6 +106,7 @@ def test_defaults_reach_a_fixed_validation_loss_within_a_fixed_number_of_steps(d
     out, summary = default_run
     target, within = DEFAULTS_REACH
     assert (summary["optimizer"], summary["parametrization"], summary["document_masking"]) == ("muon", "completep", True)
+    assert (summary["compiled"], summary["fused_layers"]) == (False, True)  # CPU, no compile: the fused layers
     vals = [(m["step"], m["val_loss"]) for m in _metrics(out) if "val_loss" in m]
     reached = next((step for step, loss in vals if loss <= target), None)
     assert reached is not None and reached <= within, vals

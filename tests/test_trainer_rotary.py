@@ -111,3 +111,13 @@ def test_model_with_fused_rmsnorm_and_rotary_matches_transformers(bf16):
     assert (out - ref).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
     for name, g in ref_grads.items():
         assert ((grads[name] - g).norm() / g.norm().clamp(min=1e-12)).item() <= (1e-4 if not bf16 else 3e-2), name
+
+
+def test_fused_layers_auto_means_cpu_without_compile():
+    from dataengine.trainer.loop import use_fused_layers
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert use_fused_layers("auto", cpu, compiled=False)
+    assert not use_fused_layers("auto", cpu, compiled=True)  # compile fuses; out= writes would break its graph
+    assert not use_fused_layers("auto", cuda, compiled=False)
+    assert use_fused_layers(True, cuda, compiled=True) and not use_fused_layers(False, cpu, compiled=False)

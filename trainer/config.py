@@ -75,7 +75,7 @@ class RuntimeConfig(_Strict):
     attention: Literal["auto", "sdpa", "bmm"] = "auto"
     # rotary written straight into the head-major layout and an RMSNorm with a hand-written
     # backward (trainer/rotary.py, trainer/rmsnorm.py): the same math in fewer passes over
-    # memory; auto: on CPU, where each elementwise op is a pass (CUDA runs compile instead)
+    # memory; auto: on CPU without compile, where each elementwise op is a pass (compile fuses them)
     fused_layers: Union[Literal["auto"], bool] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)

@@ -64,9 +64,10 @@ def should_compile(setting, device: torch.device) -> bool:
     return device.type == "cuda" if setting == "auto" else bool(setting)
 
 
-def use_fused_layers(setting, device: torch.device) -> bool:
-    """``runtime.fused_layers``: True/False, or auto = on CPU (on CUDA, compile fuses these ops)."""
-    return device.type == "cpu" if setting == "auto" else bool(setting)
+def use_fused_layers(setting, device: torch.device, compiled: bool) -> bool:
+    """``runtime.fused_layers``: True/False, or auto = on CPU when not compiling (compile fuses
+    these ops itself, and their strided ``out=`` writes would break its graph)."""
+    return device.type == "cpu" and not compiled if setting == "auto" else bool(setting)
 
 
 def build_parametrized_model(hf_config, cfg: TrainConfig):
@@ -160,13 +161,13 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     model, multipliers = build_parametrized_model(hf_config, cfg)
     model.to(env.device)
     use_attention(model, choose_attention(cfg.runtime.attention, env.device, seq_len, bf16))
-    fused = use_fused_layers(cfg.runtime.fused_layers, env.device)
+    compiled = should_compile(cfg.runtime.compile, env.device)
+    fused = use_fused_layers(cfg.runtime.fused_layers, env.device, compiled)
     use_head_major_rotary(model, fused)
     use_fused_rmsnorm(model, fused)
     fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
-    compiled = should_compile(cfg.runtime.compile, env.device)
     if compiled:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
         model.compile()
     sharded = env.active and cfg.runtime.distributed == "fsdp"
