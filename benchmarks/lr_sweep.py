@@ -16,6 +16,7 @@ multiplier is the same for every shape.
 
     python benchmarks/lr_sweep.py transfer --multipliers 0.25 0.5 1 2 4 --svg benchmarks/results/lr_transfer.svg
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 w128-L8 --seeds 0 1
+    python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --muon-adjust-lr match_rms_adamw
     python benchmarks/lr_sweep.py transfer --shapes w64-L2 w128-L2 w128-L8 --multipliers 1 \
         --parametrization completep --muon-momentum 0.6 0.7 0.8 0.95   # momentum away from the race's shape
 
@@ -77,6 +78,9 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
             "eval_every": args.steps, "optimizer.name": args.optimizer,
             "optimizer.muon_lr": base.muon_lr * mult, "optimizer.lr": base.lr * mult,
         }
+        if args.muon_adjust_lr == "match_rms_adamw":  # Moonlight's form: Muon's update RMS matched to AdamW's,
+            overrides.update({"optimizer.muon_adjust_lr": "match_rms_adamw",  # so Muon takes AdamW's lr
+                              "optimizer.muon_lr": base.lr * mult})
         if seed:  # a replicate: other initial weights and another sampling order (same validation set)
             overrides.update({"runtime.init_seed": seed, "data.seed": 1000 + seed})
         if momentum is not None:
@@ -159,6 +163,8 @@ def main() -> None:
     t.add_argument("--steps", type=int, default=200)
     t.add_argument("--muon-momentum", type=float, nargs="+", default=[None],
                    help="Muon momenta to cross with the grid (default: the config's)")
+    t.add_argument("--muon-adjust-lr", default="original", choices=["original", "match_rms_adamw"],
+                   help="match_rms_adamw: Muon's update scaled to AdamW's RMS and run at AdamW's lr")
     t.add_argument("--svg", type=Path)
     for p in (d, t):
         p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])
