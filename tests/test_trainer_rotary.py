@@ -40,6 +40,14 @@ def _run(model, inputs, positions, bf16):
     return logits.detach().float(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
+def _assert_close(out, grads, ref, ref_grads, bf16):
+    """Logits within rounding of the reference, every parameter's gradient too (relative norm)."""
+    tol = 1e-5 if not bf16 else 3e-2
+    assert (out - ref).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
+    for name, g in ref_grads.items():
+        assert ((grads[name] - g).norm() / g.norm().clamp(min=1e-12)).item() <= (1e-4 if not bf16 else 3e-2), name
+
+
 @pytest.mark.parametrize("attention", ["bmm", "sdpa"])
 @pytest.mark.parametrize("bf16", [False, True])
 def test_model_with_head_major_rotary_matches_transformers(attention, bf16):
@@ -53,10 +61,7 @@ def test_model_with_head_major_rotary_matches_transformers(attention, bf16):
     ref, ref_grads = _run(model, inputs, positions, bf16)
     use_head_major_rotary(model)
     out, grads = _run(model, inputs, positions, bf16)
-    tol = 1e-5 if not bf16 else 3e-2
-    assert (out - ref).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
-    for name, g in ref_grads.items():
-        assert ((grads[name] - g).norm() / g.norm().clamp(min=1e-12)).item() <= (1e-4 if not bf16 else 3e-2), name
+    _assert_close(out, grads, ref, ref_grads, bf16)
     use_head_major_rotary(model, enabled=False)  # and back: transformers' forward again
     again, _ = _run(model, inputs, positions, bf16)
     assert torch.equal(again, ref)
@@ -107,10 +112,7 @@ def test_model_with_fused_rmsnorm_and_rotary_matches_transformers(bf16):
     use_fused_rmsnorm(model)
     use_head_major_rotary(model)
     out, grads = _run(model, inputs, positions, bf16)
-    tol = 1e-5 if not bf16 else 3e-2
-    assert (out - ref).abs().max().item() <= tol * max(1.0, ref.abs().max().item())
-    for name, g in ref_grads.items():
-        assert ((grads[name] - g).norm() / g.norm().clamp(min=1e-12)).item() <= (1e-4 if not bf16 else 3e-2), name
+    _assert_close(out, grads, ref, ref_grads, bf16)
 
 
 def test_fused_layers_auto_means_cpu_without_compile():

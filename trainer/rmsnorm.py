@@ -11,8 +11,6 @@ gradients in a few passes (benchmarks/RESULTS.md). Parameters are untouched: onl
 
 from __future__ import annotations
 
-import types
-
 import torch
 
 
@@ -52,9 +50,6 @@ def use_fused_rmsnorm(model, enabled: bool = True) -> None:
     """Switch every ``LlamaRMSNorm`` of ``model`` to (or back from) :func:`fused_rmsnorm_forward`."""
     from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-    for module in model.modules():
-        if isinstance(module, LlamaRMSNorm):
-            if enabled:
-                module.forward = types.MethodType(fused_rmsnorm_forward, module)
-            elif "forward" in module.__dict__:
-                del module.forward
+    from dataengine.trainer.forward_swap import swap_forward
+
+    swap_forward(model, LlamaRMSNorm, fused_rmsnorm_forward, enabled)

@@ -18,8 +18,6 @@ model is replaced (``use_head_major_rotary``).
 
 from __future__ import annotations
 
-import types
-
 import torch
 
 
@@ -87,9 +85,6 @@ def use_head_major_rotary(model, enabled: bool = True) -> None:
     """Switch every Llama attention module of ``model`` to (or back from) :func:`head_major_attention_forward`."""
     from transformers.models.llama.modeling_llama import LlamaAttention
 
-    for module in model.modules():
-        if isinstance(module, LlamaAttention):
-            if enabled:
-                module.forward = types.MethodType(head_major_attention_forward, module)
-            elif "forward" in module.__dict__:
-                del module.forward
+    from dataengine.trainer.forward_swap import swap_forward
+
+    swap_forward(model, LlamaAttention, head_major_attention_forward, enabled)
