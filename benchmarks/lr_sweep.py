@@ -45,6 +45,7 @@ SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
     "w128-L2": (128, 2),  # the wider pair: 4 and 16 heads instead of 2 and 8
     "w512-L2": (512, 2),
     "w128-L8": (128, 8),
+    "w128-L16": (128, 16),  # a depth ratio of 8 (2 -> 16) at width 128, where 2 -> 8 moved neither
 }
 FIRST_SHAPES = ["w64-L2", "w256-L2", "w64-L8"]
 

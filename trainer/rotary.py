@@ -41,16 +41,19 @@ class RotaryToHeads(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         cos, sin = ctx.saved_tensors
-        b, h, s, d = grad.shape
-        half = d // 2
-        g = grad.transpose(1, 2)
-        out = grad.new_empty(b, s, h, d)
-        g1, g2, o1, o2 = g[..., :half], g[..., half:], out[..., :half], out[..., half:]
+        half = grad.size(-1) // 2
+        # Rotate in the head-major layout the gradient arrives in, then copy out once. Reading a
+        # head-major gradient through a transposed view and writing (b, s, h, d) is 1.5-3x slower,
+        # and k's gradient comes from the attention's batched matmul transposed (strides (.., 1, s)).
+        g = grad.contiguous()
+        cos, sin = cos.transpose(1, 2), sin.transpose(1, 2)  # (b, 1, s, d/2)
+        rotated = torch.empty_like(g)
+        g1, g2, o1, o2 = g[..., :half], g[..., half:], rotated[..., :half], rotated[..., half:]
         torch.mul(g1, cos, out=o1)
         o1.addcmul_(g2, sin)  # the transpose of the rotation: the rotation by -angle
         torch.mul(g2, cos, out=o2)
         o2.addcmul_(g1, sin, value=-1)
-        return out, None, None
+        return rotated.transpose(1, 2).contiguous(), None, None
 
 
 def half_tables(position_embeddings: tuple[torch.Tensor, torch.Tensor], dtype: torch.dtype):
