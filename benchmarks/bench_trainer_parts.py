@@ -158,8 +158,9 @@ def bench_fused(args, manifest: Path) -> dict:
 
 
 def bench_compile(args, manifest: Path) -> dict:
-    """Eager, then compiled with an empty inductor cache (a first run on a machine), then compiled
-    again in a new model with that cache warm (a later run of the same shapes)."""
+    """Eager (with the CPU fused layers, as the trainer runs without compile), then compiled with an
+    empty inductor cache (a first run on a machine), then compiled again in a new model with that
+    cache warm (a later run of the same shapes)."""
     import os
 
     from dataengine.trainer.optim import build_optimizers
@@ -171,7 +172,8 @@ def bench_compile(args, manifest: Path) -> dict:
             torch._dynamo.reset()  # in-memory compiled code is not what a new process would have
             m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
             opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
-            if mode != "eager":
+            if mode != "eager":  # as the trainer: the fused layers are off when compiling
+                _fuse(model, False, False)
                 model.compile()
             t = time.perf_counter()
             _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)

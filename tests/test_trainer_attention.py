@@ -96,3 +96,21 @@ def test_bmm_attention_reuses_the_head_bias_only_for_the_same_unmodified_mask():
     open_mask[..., 0, 0] = 0.0
     out, _ = bmm_attention_forward(Module(), q, k, v, open_mask)
     assert torch.allclose(out, reference(open_mask), atol=1e-5)
+
+
+def test_bmm_attention_compiles_as_one_graph():
+    """`runtime.compile` relies on the bmm attention tracing without graph breaks (the per-head bias
+    cache is bypassed while compiling)."""
+    eos = 3
+    model = build_model(model_config("tiny", 120, eos, 32), seed=0)
+    use_attention(model, "bmm")
+    inputs = torch.randint(4, 120, (2, 32))
+    inputs[0, 10] = eos
+
+    def logits(x, positions):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(input_ids=x, position_ids=positions, use_cache=False).logits
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(logits)(inputs, document_position_ids(inputs, eos))
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons[:3]

@@ -58,10 +58,12 @@ def _per_head_bias(attention_mask: torch.Tensor, t: int, heads: int, dtype: torc
     copy (a batched matmul cannot broadcast over a merged batch-and-head dimension), so the
     last result is kept and reused while the mask is the same, unmodified tensor."""
     global _last_bias
+    b, _, s, _ = attention_mask.shape
+    if torch.compiler.is_compiling():  # the compiled graph has its own buffers; the cache would break it
+        return attention_mask[..., :t].to(dtype).expand(b, heads, s, t).reshape(b * heads, s, t)
     key = (attention_mask._version, t, heads, dtype)
     if _last_bias is not None and _last_bias[0] is attention_mask and _last_bias[1:5] == key:
         return _last_bias[5]
-    b, _, s, _ = attention_mask.shape
     bias = attention_mask[..., :t].to(dtype).expand(b, heads, s, t).reshape(b * heads, s, t)
     _last_bias = (attention_mask, *key, bias)
     return bias
