@@ -345,3 +345,20 @@ def test_resume_with_another_preset_or_learning_rate_is_refused_with_the_reason(
     summary = train(lake["manifest"], _cfg(steps=4, checkpoint_every=2, **{"optimizer.lr": 1e-3}), tmp_path,
                     lake["tok"].tokenizer, force=True)
     assert summary["resumed_from"].endswith("step-0000002") and "optimizer.lr" in summary["forced_mismatch"]
+
+
+def test_compiled_cpu_training_follows_the_eager_run(lake, tmp_path):
+    """`runtime.compile: true` on CPU (what auto picks for long CPU runs) trains: transformers' modules
+    instead of the fused layers, inductor's kernels, the same losses to fp32 rounding as eager."""
+    runs = {}
+    for compiled in (False, True):
+        out = tmp_path / f"compile_{compiled}"
+        summary = train(lake["manifest"], _cfg(steps=6, eval_every=3, **{"runtime.compile": compiled}), out,
+                        lake["tok"].tokenizer)
+        assert (summary["compiled"], summary["fused_layers"]) == (compiled, not compiled)
+        runs[compiled] = [m for m in _metrics(out) if "loss" in m or "val_loss" in m]
+    eager, compiled = runs[False], runs[True]
+    assert [m["step"] for m in eager] == [m["step"] for m in compiled]
+    for a, b in zip(eager, compiled):
+        key = "loss" if "loss" in a else "val_loss"
+        assert abs(a[key] - b[key]) <= 1e-3 * abs(a[key]), (a, b)

@@ -206,3 +206,16 @@ def test_newton_schulz_runs_in_the_asked_precision_and_bf16_stays_near_fp64():
     # the quintic iteration pushes every singular value into roughly [0.7, 1.2]
     singular = torch.linalg.svdvals(exact)
     assert singular.min() > 0.5 and singular.max() < 1.3, singular
+
+
+def test_compile_auto_compiles_cuda_and_only_cpu_runs_long_enough_to_pay(monkeypatch):
+    from dataengine.trainer.loop import CPU_COMPILE_MIN_RUN_FLOPS, cpu_compiler_available, should_compile
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert should_compile("auto", cuda) and should_compile("auto", cuda, 1.0)
+    assert not should_compile("auto", cpu, CPU_COMPILE_MIN_RUN_FLOPS / 2)  # a short CPU run: the compile would not pay
+    assert should_compile("auto", cpu, CPU_COMPILE_MIN_RUN_FLOPS) == cpu_compiler_available()
+    assert should_compile(True, cpu, 0.0) and not should_compile(False, cuda, 1e30)  # explicit settings win
+    monkeypatch.setenv("CXX", "/nonexistent/c++")  # inductor could not build its kernels here
+    assert not cpu_compiler_available()
+    assert not should_compile("auto", cpu, 1e30)

@@ -67,8 +67,9 @@ class RuntimeConfig(_Strict):
     # auto: bf16 autocast on CUDA, and on CPUs with AVX512-BF16/AMX for hidden size >= 256 (where
     # it pays); fp32 otherwise. Pin fp32 or bf16 to make a run independent of the machine.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    # torch.compile the model; auto: on CUDA only (on CPU the compile time was not won back in
-    # the runs measured, see benchmarks/RESULTS.md)
+    # torch.compile the model; auto: on CUDA, and on CPU for runs of at least 1e14 training FLOPs
+    # per process (~2,000 steps of `small` at 2,048 tokens), where the ~30 s first compile is won
+    # back, if a C++ compiler is there (see trainer/loop.py, benchmarks/RESULTS.md)
     compile: Union[Literal["auto"], bool] = "auto"
     # attention kernel; auto: "bmm" (batched matmuls, trainer/attention.py) under bf16 on CPU for
     # windows of up to 512 tokens, where it beats SDPA's flash kernel; "sdpa" otherwise

@@ -58,10 +58,34 @@ def _configure_runtime(cfg: TrainConfig, env: DistEnv) -> None:
         torch.use_deterministic_algorithms(True, warn_only=env.device.type == "cuda")
 
 
-def should_compile(setting, device: torch.device) -> bool:
-    """``runtime.compile``: True/False, or auto = on CUDA only (on CPU the compile time was not
-    won back in the runs measured in benchmarks/RESULTS.md)."""
-    return device.type == "cuda" if setting == "auto" else bool(setting)
+# On CPU, compiling pays only for long runs: the first compile of `small` took 32 s for a 1.10x
+# faster step (break-even ~700 steps of 2,048 tokens, ~3.5e13 training FLOPs; evaluation adds a
+# second graph). auto compiles CPU runs of about three times that (benchmarks/RESULTS.md).
+CPU_COMPILE_MIN_RUN_FLOPS = 1e14
+
+
+def should_compile(setting, device: torch.device, run_flops: float = 0.0) -> bool:
+    """``runtime.compile``: True/False, or auto = on CUDA, and on CPU for runs of at least
+    CPU_COMPILE_MIN_RUN_FLOPS training FLOPs per process when inductor can build its C++ there.
+
+    ``run_flops`` comes from the config (all its steps, not those left after a resume), so the same
+    config always makes the same choice, and with it the same numerics."""
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and run_flops >= CPU_COMPILE_MIN_RUN_FLOPS and cpu_compiler_available()
+
+
+def cpu_compiler_available() -> bool:
+    """Whether inductor's CPU backend can build here: a C++ compiler (``$CXX``, g++, c++ or clang++)
+    and Python's headers."""
+    import shutil
+    import sysconfig
+
+    cxx = os.environ.get("CXX")
+    found = shutil.which(cxx) if cxx else any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    return bool(found) and Path(sysconfig.get_paths()["include"], "Python.h").exists()
 
 
 def use_fused_layers(setting, device: torch.device, compiled: bool) -> bool:
@@ -161,11 +185,12 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     model, multipliers = build_parametrized_model(hf_config, cfg)
     model.to(env.device)
     use_attention(model, choose_attention(cfg.runtime.attention, env.device, seq_len, bf16))
-    compiled = should_compile(cfg.runtime.compile, env.device)
+    fpt = flops_per_token(model, seq_len)
+    run_flops = fpt * d.micro_batch_size * d.grad_accum * seq_len * cfg.steps  # per process
+    compiled = should_compile(cfg.runtime.compile, env.device, run_flops)
     fused = use_fused_layers(cfg.runtime.fused_layers, env.device, compiled)
     use_head_major_rotary(model, fused)
     use_fused_rmsnorm(model, fused)
-    fpt = flops_per_token(model, seq_len)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
     if compiled:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
