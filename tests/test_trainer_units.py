@@ -219,3 +219,13 @@ def test_compile_auto_compiles_cuda_and_only_cpu_runs_long_enough_to_pay(monkeyp
     monkeypatch.setenv("CXX", "/nonexistent/c++")  # inductor could not build its kernels here
     assert not cpu_compiler_available()
     assert not should_compile("auto", cpu, 1e30)
+
+
+def test_progress_bar_says_compiling_until_the_first_step_is_done(capsys):
+    from dataengine.trainer.loop import _Bar
+
+    bar = _Bar(3, 0, "compiling (first step)")
+    assert "compiling (first step)" in capsys.readouterr().err
+    bar.update(1, 2.5)
+    bar.close()
+    assert bar.bar.desc == "" and "loss=2.500" in capsys.readouterr().err

@@ -232,7 +232,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     batches = Prefetcher(lambda s: [micro_batch(stream.micro_batch_at(s, m, env.rank), eos, pin)
                                     for m in range(d.grad_accum)], start_step, cfg.steps, d.prefetch)
     last_loss = last_val = float("nan")
-    bar = _progress(cfg, env, start_step)
+    bar = _progress(cfg, env, start_step, compiled)
     interval_start, interval_steps = time.perf_counter(), 0
     wrapped.train()
     try:
@@ -335,12 +335,16 @@ def _full_model_state(model, sharded: bool) -> dict:
 
 
 class _Bar:
-    def __init__(self, total: int, done: int):
+    def __init__(self, total: int, done: int, note: str = ""):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, initial=done, unit="step", dynamic_ncols=True, leave=True)
+        self.bar = tqdm(total=total, initial=done, unit="step", dynamic_ncols=True, leave=True, desc=note or None)
+        self.note = note
 
     def update(self, n: int, loss: float) -> None:
+        if self.note:  # e.g. "compiling": said while the first step runs, gone after it
+            self.bar.set_description_str("", refresh=False)
+            self.note = ""
         self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
         self.bar.update(n)
 
@@ -348,5 +352,6 @@ class _Bar:
         self.bar.close()
 
 
-def _progress(cfg: TrainConfig, env: DistEnv, done: int) -> _Bar | None:
-    return _Bar(cfg.steps, done) if cfg.progress and env.is_main else None
+def _progress(cfg: TrainConfig, env: DistEnv, done: int, compiled: bool) -> _Bar | None:
+    note = "compiling (first step)" if compiled else ""
+    return _Bar(cfg.steps, done, note) if cfg.progress and env.is_main else None
