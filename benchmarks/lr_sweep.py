@@ -46,6 +46,7 @@ SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
     "w512-L2": (512, 2),
     "w128-L8": (128, 8),
     "w128-L16": (128, 16),  # a depth ratio of 8 (2 -> 16) at width 128, where 2 -> 8 moved neither
+    "w256-L4": (256, 4),  # `small`'s width and depth (the base shape), to set against `tiny`'s w64-L2
 }
 FIRST_SHAPES = ["w64-L2", "w256-L2", "w64-L8"]
 
