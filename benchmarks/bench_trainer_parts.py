@@ -5,6 +5,8 @@
              and the attention alone (forward + backward): bf16 at 128..2048 tokens, fp32 at 256, 512
   fused      training step with runtime.fused_layers' pieces off and on (head-major rotary,
              fused RMSNorm)
+  rotary     RotaryToHeads' backward alone vs the same rotation read through a transposed view
+             (its form before 63d408d), on a contiguous gradient (q's) and a transposed one (k's)
   compile    torch.compile: compile time with an empty and with a warm inductor cache, then
              steady step time compiled vs eager
   optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
@@ -135,6 +137,54 @@ def bench_attention(args, manifest: Path) -> dict:
                 q.grad = k.grad = v.grad = None
             out[f"{tag}_{name}_ms"] = 1000 * statistics.median(ts[2:])
         out[f"{tag}_bmm_vs_sdpa"] = out[f"{tag}_bmm_ms"] / out[f"{tag}_sdpa_ms"]
+    return out
+
+
+def _rotary_backward_through_view(grad: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RotaryToHeads' backward before 63d408d: reads the head-major gradient through a transposed
+    view and writes (b, s, h, d) directly (the reference this part compares against)."""
+    b, h, s, d = grad.shape
+    half = d // 2
+    g = grad.transpose(1, 2)
+    out = grad.new_empty(b, s, h, d)
+    g1, g2, o1, o2 = g[..., :half], g[..., half:], out[..., :half], out[..., half:]
+    torch.mul(g1, cos, out=o1)
+    o1.addcmul_(g2, sin)
+    torch.mul(g2, cos, out=o2)
+    o2.addcmul_(g1, sin, value=-1)
+    return out
+
+
+def bench_rotary(args, manifest: Path) -> dict:
+    """Milliseconds per backward call at the preset's q/k shape in bf16, both forms alternating."""
+    from types import SimpleNamespace
+
+    from dataengine.trainer.model import PRESETS
+    from dataengine.trainer.rotary import RotaryToHeads
+
+    shape = PRESETS[args.preset]
+    b, s, h = args.batch, args.seq_len, shape["num_attention_heads"]
+    d = shape["hidden_size"] // h
+    cos, sin = (torch.randn(b, s, 1, d // 2, dtype=torch.bfloat16) for _ in range(2))
+    ctx = SimpleNamespace(saved_tensors=(cos, sin))
+    grads = {"contiguous": torch.randn(b, h, s, d, dtype=torch.bfloat16),  # q's gradient
+             "transposed": torch.randn(b * h, d, s, dtype=torch.bfloat16).transpose(1, 2).view(b, h, s, d)}  # k's
+    forms = {"head_major": lambda g: RotaryToHeads.backward(ctx, g)[0],
+             "through_view": lambda g: _rotary_backward_through_view(g, cos, sin)}
+    out = {}
+    for gname, grad in grads.items():
+        assert torch.equal(forms["head_major"](grad), forms["through_view"](grad))  # the same numbers
+        times = {f: [] for f in forms}
+        for _ in range(args.repeats * 5):
+            for fname, form in forms.items():
+                form(grad)
+                t = time.perf_counter()
+                for _ in range(20):
+                    form(grad)
+                times[fname].append((time.perf_counter() - t) / 20 * 1e3)
+        for fname in forms:
+            out[f"{gname}_{fname}_ms"] = statistics.median(times[fname])
+        out[f"{gname}_ratio"] = out[f"{gname}_head_major_ms"] / out[f"{gname}_through_view_ms"]
     return out
 
 
@@ -299,7 +349,7 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "fused", "compile", "optimizer", "loader", "gram"])
+    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "fused", "rotary", "compile", "optimizer", "loader", "gram"])
     add_shape_args(ap, steps=10, steps_help="steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -313,7 +363,7 @@ def main() -> None:
             if part == "loader":
                 result = bench_loader(args, manifest, tok, tmp)
             else:
-                result = {"masking": bench_masking, "attention": bench_attention, "fused": bench_fused,
+                result = {"masking": bench_masking, "attention": bench_attention, "fused": bench_fused, "rotary": bench_rotary,
                           "compile": bench_compile,
                           "optimizer": bench_optimizer, "gram": bench_gram}[part](args, manifest)
             print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v

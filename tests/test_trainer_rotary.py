@@ -31,6 +31,22 @@ def test_rotary_to_heads_is_transformers_rotary_with_its_gradient():
     assert torch.autograd.gradcheck(lambda t: RotaryToHeads.apply(t, c, s_), (x,))
 
 
+def test_rotary_backward_takes_a_transposed_gradient_like_the_attention_gives_for_k():
+    """k's gradient reaches the rotary from the attention's batched matmul as a transposed view; the
+    backward must give the same gradient as for a contiguous one: transformers' (autograd's)."""
+    torch.manual_seed(0)
+    b, s, h, d = 2, 12, 3, 8
+    cos, sin = _tables(b, s, d, torch.float64)
+    c, s_ = half_tables((cos, sin), torch.float64)
+    x = torch.randn(b, s, h, d, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(b * h, d, s, dtype=torch.float64).transpose(1, 2).view(b, h, s, d)
+    assert not grad.is_contiguous()
+    (ours,) = torch.autograd.grad(RotaryToHeads.apply(x, c, s_), x, grad)
+    ref, _ = apply_rotary_pos_emb(x.transpose(1, 2), x.transpose(1, 2), cos, sin)
+    (expected,) = torch.autograd.grad(ref, x, grad)
+    assert ours.shape == x.shape and torch.allclose(ours, expected, atol=1e-12)
+
+
 def _run(model, inputs, positions, bf16):
     model.zero_grad(set_to_none=True)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):

@@ -43,8 +43,9 @@ class RotaryToHeads(torch.autograd.Function):
         cos, sin = ctx.saved_tensors
         half = grad.size(-1) // 2
         # Rotate in the head-major layout the gradient arrives in, then copy out once. Reading a
-        # head-major gradient through a transposed view and writing (b, s, h, d) is 1.5-3x slower,
-        # and k's gradient comes from the attention's batched matmul transposed (strides (.., 1, s)).
+        # head-major gradient through a transposed view and writing (b, s, h, d) took 1.4x as long,
+        # and 3.6x for k's gradient, which the attention's batched matmul hands over transposed
+        # (strides (.., 1, s)) (`bench_trainer_parts.py rotary`).
         g = grad.contiguous()
         cos, sin = cos.transpose(1, 2), sin.transpose(1, 2)  # (b, 1, s, d/2)
         rotated = torch.empty_like(g)
