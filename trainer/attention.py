@@ -39,34 +39,13 @@ def bmm_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value:
     if attention_mask is None:  # no mask was needed (a single query row, or full attention)
         scores = torch.bmm(q, k.transpose(1, 2)) * scale
     else:
-        bias = _per_head_bias(attention_mask, t, h, q.dtype)
+        bias = attention_mask[..., :t].to(q.dtype).expand(b, h, s, t).reshape(b * h, s, t)
         scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)
     probs = torch.softmax(scores, dim=-1)
     if dropout and module.training:
         probs = torch.nn.functional.dropout(probs, p=dropout)
     out = torch.bmm(probs, v).view(b, h, s, d)
     return out.transpose(1, 2).contiguous(), None
-
-
-_last_bias: tuple | None = None  # (mask, its version, t, heads, dtype, bias): the layers of one forward share it
-
-
-def _per_head_bias(attention_mask: torch.Tensor, t: int, heads: int, dtype: torch.dtype) -> torch.Tensor:
-    """The additive mask (b, 1, s, >=t) as the (b * heads, s, t) bias ``baddbmm`` takes, in ``dtype``.
-
-    Every layer of a forward gets the same mask tensor, and expanding it over the heads is a
-    copy (a batched matmul cannot broadcast over a merged batch-and-head dimension), so the
-    last result is kept and reused while the mask is the same, unmodified tensor."""
-    global _last_bias
-    b, _, s, _ = attention_mask.shape
-    if torch.compiler.is_compiling():  # the compiled graph has its own buffers; the cache would break it
-        return attention_mask[..., :t].to(dtype).expand(b, heads, s, t).reshape(b * heads, s, t)
-    key = (attention_mask._version, t, heads, dtype)
-    if _last_bias is not None and _last_bias[0] is attention_mask and _last_bias[1:5] == key:
-        return _last_bias[5]
-    bias = attention_mask[..., :t].to(dtype).expand(b, heads, s, t).reshape(b * heads, s, t)
-    _last_bias = (attention_mask, *key, bias)
-    return bias
 
 
 def _register() -> None:
