@@ -9,4 +9,9 @@ Conventions (``rademacher.py`` + ``rademacher_triton.py`` is the worked example)
 - ``tests/test_kernels_X.py``: the kernel against the reference on the CPU, Triton kernels
   under ``TRITON_INTERPRET=1`` in a subprocess (the variable is read when ``@triton.jit``
   runs). No test needs a GPU.
+
+CPU kernels in C follow the same split: ``cpu_fused.c`` holds the kernels (plain C, no
+PyTorch headers, so a build takes ~1 s), ``cpu_fused.py`` builds it with the system compiler
+on first use, checks every argument and falls back (returns None) where it cannot build;
+``tests/test_kernels_cpu_fused.py`` checks each kernel against a float64 PyTorch reference.
 """

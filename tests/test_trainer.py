@@ -332,6 +332,39 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
             assert after[key] == pytest.approx(before[key], rel=1e-6), (before["step"], key)
 
 
+def test_bf16_training_with_the_c_kernels_follows_the_pytorch_ops(lake, tmp_path):
+    """`runtime.cpu_kernels` (auto: on with the fused layers where a C compiler builds them) trains
+    the same model as PyTorch's ops under bf16: the same losses to bf16 rounding, every step."""
+    from dataengine.kernels import cpu_fused
+
+    if cpu_fused.compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    runs = {}
+    for kernels in (False, "auto"):
+        out = tmp_path / f"kernels_{kernels}"
+        summary = train(lake["manifest"], _cfg(steps=8, eval_every=4, **{"runtime.precision": "bf16",
+                                                                          "runtime.cpu_kernels": kernels}),
+                        out, lake["tok"].tokenizer)
+        assert (summary["precision"], summary["fused_layers"], summary["cpu_kernels"]) == ("bf16", True, bool(kernels))
+        runs[kernels] = [m for m in _metrics(out) if "loss" in m or "val_loss" in m]
+    assert [m["step"] for m in runs[False]] == [m["step"] for m in runs["auto"]]
+    pairs = [(a["loss" if "loss" in a else "val_loss"], b["loss" if "loss" in b else "val_loss"])
+             for a, b in zip(runs[False], runs["auto"])]
+    assert any(a != b for a, b in pairs)  # the kernels did run (their roundings differ) ...
+    assert all(abs(a - b) <= 1e-2 * abs(a) for a, b in pairs), pairs  # ... and compute the same function
+
+
+def test_cpu_kernels_true_without_a_compiler_stops_with_the_reason(monkeypatch):
+    from dataengine.kernels import cpu_fused
+    from dataengine.trainer.loop import use_cpu_kernels
+
+    monkeypatch.setattr(cpu_fused, "_state", {"lib": None, "tried": False, "enabled": False})
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    assert use_cpu_kernels("auto", fused=True) is False and not cpu_fused.usable(torch.zeros(1))
+    with pytest.raises(RuntimeError, match="cpu_kernels is true but the fused CPU kernels could not be built"):
+        use_cpu_kernels(True, fused=True)
+
+
 def test_resume_with_another_preset_or_learning_rate_is_refused_with_the_reason(lake, tmp_path):
     from dataengine.trainer.checkpoint import ResumeMismatch
 

@@ -10,6 +10,11 @@ backward in bf16 0.2-0.5x the time of the flash kernel up to 512 tokens, about e
 built once per forward and shared by the layers, so document masking (a block-causal mask
 from restarted position ids) costs the same as plain causal attention here.
 
+Where the fused C kernels build (kernels/cpu_fused.py, one torch thread), the scale, the mask
+and the softmax are one pass over the bf16 scores, read straight from the shared fp32 mask
+(no per-layer bias copy, no fp32 probabilities to cast back), and the backward of the
+softmax is one more: :class:`FusedSoftmaxAttention` (its matmuls are the autograd ones).
+
 It is the same function as SDPA with a mask (tests/test_trainer_attention.py compares
 outputs and gradients): the CPU softmax kernel accumulates in fp32 for bf16 inputs.
 ``use_bmm_attention`` switches a model to it; HF export is unaffected (the saved config keeps
@@ -20,8 +25,34 @@ from __future__ import annotations
 
 import torch
 
+from dataengine.kernels import cpu_fused
+
 NAME = "dataengine_bmm"
 MAX_AUTO_SEQ_LEN = 512  # above this the gain is gone or small on CPU (0.85-1.14x at 1024 tokens)
+
+
+class FusedSoftmaxAttention(torch.autograd.Function):
+    """softmax(scale q k^T + mask) v for bf16 (batch * heads, s, d) q, k, v with the C softmax."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mask, heads: int, scale: float):
+        probs = cpu_fused.attention_softmax_(torch.bmm(q, k.transpose(1, 2)), mask, heads, scale)
+        ctx.save_for_backward(q, k, v, probs)
+        ctx.scale = scale
+        return torch.bmm(probs, v)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, probs = ctx.saved_tensors
+        grad_v = torch.bmm(probs.transpose(1, 2), grad_out)
+        grad_scores = cpu_fused.attention_softmax_backward_(torch.bmm(grad_out, v.transpose(1, 2)), probs, ctx.scale)
+        return torch.bmm(grad_scores, k), torch.bmm(grad_scores.transpose(1, 2), q), grad_v, None, None, None
+
+
+def _fused_softmax_ok(q, k, v, mask, dropout: float, training: bool) -> bool:
+    return (q.dtype == k.dtype == v.dtype == torch.bfloat16 and not (dropout and training)
+            and (mask is None or (mask.dtype == torch.float32 and mask.stride(-1) == 1))
+            and k.size(1) <= cpu_fused.MAX_SOFTMAX_ROW and cpu_fused.usable(q))
 
 
 def bmm_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -36,6 +67,10 @@ def bmm_attention_forward(module, query: torch.Tensor, key: torch.Tensor, value:
     t = key.size(2)
     scale = d ** -0.5 if scaling is None else scaling
     q, k, v = (x.reshape(b * h, -1, d) for x in (query, key, value))
+    mask = None if attention_mask is None else attention_mask[..., :t]
+    if _fused_softmax_ok(q, k, v, mask, dropout, module.training) and (mask is None or mask.shape == (b, 1, s, t)):
+        out = FusedSoftmaxAttention.apply(q, k, v, mask, h, scale).view(b, h, s, d)
+        return out.transpose(1, 2).contiguous(), None
     if attention_mask is None:  # no mask was needed (a single query row, or full attention)
         scores = torch.bmm(q, k.transpose(1, 2)) * scale
     else:

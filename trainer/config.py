@@ -78,6 +78,11 @@ class RuntimeConfig(_Strict):
     # backward (trainer/rotary.py, trainer/rmsnorm.py): the same math in fewer passes over
     # memory; auto: on CPU without compile, where each elementwise op is a pass (compile fuses them)
     fused_layers: Union[Literal["auto"], bool] = "auto"
+    # C kernels (kernels/cpu_fused.c, built with the system C compiler on first use) for the fused
+    # layers, the SwiGLU gate, the attention softmax and the loss: one pass each where PyTorch
+    # makes two to five; they run when the torch thread count is 1. auto: with fused_layers, if
+    # they build; true: fail when they cannot be built
+    cpu_kernels: Union[Literal["auto"], bool] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)
     distributed: Literal["ddp", "fsdp"] = "ddp"  # strategy when launched with torchrun

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from dataengine.kernels import cpu_fused
 from dataengine.trainer import checkpoint as ckpt
 from dataengine.trainer.attention import choose_attention, use_attention
 from dataengine.trainer.batches import MicroBatch, Prefetcher, micro_batch
@@ -38,8 +38,10 @@ from dataengine.trainer.optim import (build_optimizers, build_schedulers, clip_a
                                       parametrization_multipliers)
 from dataengine.trainer.parametrization import apply_initialization
 from dataengine.trainer.precision import autocast, use_bf16
+from dataengine.trainer.loss import token_cross_entropy
 from dataengine.trainer.rmsnorm import use_fused_rmsnorm
 from dataengine.trainer.rotary import use_head_major_rotary
+from dataengine.trainer.swiglu import use_fused_mlp
 
 
 def run_id_for(manifest: dict, cfg: TrainConfig, output: Path) -> str:
@@ -94,6 +96,18 @@ def use_fused_layers(setting, device: torch.device, compiled: bool) -> bool:
     return device.type == "cpu" and not compiled if setting == "auto" else bool(setting)
 
 
+def use_cpu_kernels(setting, fused: bool) -> bool:
+    """``runtime.cpu_kernels``: False, True (they must build), or auto = with the fused layers,
+    where they build (kernels/cpu_fused.py); switches them on or off for this process."""
+    wanted = fused if setting == "auto" else bool(setting)
+    built = wanted and cpu_fused.library() is not None
+    if setting is True and not built:
+        raise RuntimeError("runtime.cpu_kernels is true but the fused CPU kernels could not be built "
+                           "(no C compiler, or the build failed: see the warning above); set it to auto or false")
+    cpu_fused.set_enabled(built)
+    return built
+
+
 def build_parametrized_model(hf_config, cfg: TrainConfig):
     """A freshly initialised model under ``cfg.model.parametrization``, and its per-parameter
     multipliers (what :func:`trainer.optim.build_optimizers` needs)."""
@@ -130,7 +144,7 @@ def causal_lm_loss(model, batch: MicroBatch, bf16: bool) -> torch.Tensor:
     """Mean next-token cross-entropy of a micro-batch (logits upcast to fp32 for the loss)."""
     with autocast(batch.inputs.device, bf16):
         logits = model(input_ids=batch.inputs, position_ids=batch.position_ids, use_cache=False).logits
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), batch.targets.reshape(-1))
+    return token_cross_entropy(logits, batch.targets)
 
 
 @torch.no_grad()
@@ -191,6 +205,8 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     fused = use_fused_layers(cfg.runtime.fused_layers, env.device, compiled)
     use_head_major_rotary(model, fused)
     use_fused_rmsnorm(model, fused)
+    use_fused_mlp(model, fused)
+    kernels = use_cpu_kernels(cfg.runtime.cpu_kernels, fused)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
     if compiled:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
@@ -304,6 +320,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
             "precision": "bf16" if bf16 else "fp32",  # what precision: auto chose on this machine
             "compiled": compiled,  # what compile: auto chose
             "fused_layers": fused,  # what fused_layers: auto chose
+            "cpu_kernels": kernels,  # what cpu_kernels: auto chose (they run with one torch thread)
             "optimizer": cfg.optimizer.name,
             "parametrization": cfg.model.parametrization,
             "document_masking": d.document_masking,
