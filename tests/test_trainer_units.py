@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -118,7 +120,7 @@ def test_grouped_muon_equals_torch_muon_bitwise_and_shares_its_state():
     hidden = lambda m: [p for n, p in m.named_parameters() if p.ndim == 2 and ".layers." in n]  # noqa: E731
     groups = lambda ps: [{"params": ps[:5], "lr": 0.02}, {"params": ps[5:], "lr": 0.01, "weight_decay": 0.2}]  # noqa: E731
     ref = torch.optim.Muon(groups(hidden(a)), adjust_lr_fn="original")
-    ours = GroupedMuon(groups(hidden(b)), adjust_lr_fn="original")
+    ours = GroupedMuon(groups(hidden(b)), adjust_lr_fn="original", gram=False)
     x = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(0))
     for _ in range(3):
         for model, opt in ((a, ref), (b, ours)):
@@ -130,6 +132,33 @@ def test_grouped_muon_equals_torch_muon_bitwise_and_shares_its_state():
     assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), _tiny_model().parameters()))  # it trained
     ours.load_state_dict(ref.state_dict())  # checkpoints move between the two classes
     assert torch.equal(ours.state[hidden(b)[0]]["momentum_buffer"], ref.state[hidden(a)[0]]["momentum_buffer"])
+
+
+def _spectrum(n: int, rows: int, cols: int, smallest: float) -> torch.Tensor:
+    """A stack of matrices whose singular values are log-spaced from 1 down to ``smallest``."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.linalg.qr(torch.randn(n, rows, rows, generator=g))[0]
+    v = torch.linalg.qr(torch.randn(n, cols, rows, generator=g))[0]
+    return u @ torch.diag_embed(torch.logspace(0, math.log10(smallest), rows).expand(n, rows)) @ v.mT
+
+
+def test_gram_newton_schulz_is_the_same_iteration_and_as_accurate_in_bf16():
+    from dataengine.trainer.muon import batched_newton_schulz
+
+    coefficients = (3.4445, -4.7750, 2.0315)
+    for smallest in (1e-6, 1e-2):
+        wide = _spectrum(3, 32, 96, smallest)
+        exact = batched_newton_schulz(wide.double(), coefficients, 5, 1e-7, torch.float64)
+        gram64 = batched_newton_schulz(wide.double(), coefficients, 5, 1e-7, torch.float64, gram=True)
+        assert float((gram64 - exact).norm() / exact.norm()) < 1e-10  # the same polynomial, exactly
+        error = {g: float((batched_newton_schulz(wide, coefficients, 5, 1e-7, gram=g).double() - exact).norm()
+                          / exact.norm()) for g in (False, True)}
+        assert error[True] < 1.5 * error[False] + 0.02, (smallest, error)
+        tall = batched_newton_schulz(wide.mT, coefficients, 5, 1e-7, gram=True)  # tall: the transpose's result
+        assert torch.equal(tall, batched_newton_schulz(wide, coefficients, 5, 1e-7, gram=True).mT)
+    square = _spectrum(2, 32, 32, 1e-3)  # below GRAM_MIN_ASPECT the standard form runs
+    assert torch.equal(batched_newton_schulz(square, coefficients, 5, 1e-7, gram=True),
+                       batched_newton_schulz(square, coefficients, 5, 1e-7))
 
 
 def test_document_positions_restart_after_every_eos():

@@ -39,6 +39,9 @@ class OptimizerConfig(_Strict):
     muon_lr: float = 0.04  # Muon groups: hidden 2-D weight matrices (best of the sweep in benchmarks/RESULTS.md)
     muon_momentum: float = 0.8  # Nesterov; 0.8 beat Muon's usual 0.95 at every size swept (benchmarks/RESULTS.md)
     muon_adjust_lr: Literal["original", "match_rms_adamw"] = "original"
+    # Newton-Schulz of wide matrices (2x+ wider than tall, the MLP's) in its Gram form: the same
+    # iteration with the long-side products only at the start, one restart and the end (trainer/muon.py)
+    muon_gram: bool = True
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     weight_decay: float = 0.1  # applied to 2-D weight matrices only; never to norms, biases, embeddings

@@ -78,7 +78,7 @@ def build_optimizers(model, cfg: OptimizerConfig, fused: bool = False,
     optimizers: list[torch.optim.Optimizer] = []
     if groups["muon"]:
         optimizers.append(GroupedMuon(groups["muon"], lr=cfg.muon_lr, momentum=cfg.muon_momentum, nesterov=True,
-                                      adjust_lr_fn=cfg.muon_adjust_lr))
+                                      adjust_lr_fn=cfg.muon_adjust_lr, gram=cfg.muon_gram))
     kwargs = {"fused": True} if fused else {"foreach": True}
     optimizers.append(torch.optim.AdamW(groups["adamw"], lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, **kwargs))
     return optimizers
