@@ -11,8 +11,10 @@
              steady step time compiled vs eager
   optimizer  optimizer step alone: torch Muon vs GroupedMuon; AdamW for-loop vs foreach vs fused
   loader     seconds per step the training loop waits for its batch, prefetch 0 vs 2
-  gram       Newton-Schulz on X (torch Muon's, ours) vs on its Gram matrix X X^T: error against
-             an fp64 reference and time, on real gradients and on low-rank-plus-noise stacks
+  gram       Newton-Schulz on X (torch Muon's) vs on its Gram matrix X X^T, without a restart
+             and with the trainer's (optimizer.muon_gram): error against an fp64 reference and
+             time, on real gradients, low-rank-plus-noise stacks and log-spaced spectra
+  kernels    training step with runtime.cpu_kernels off and on (the fused C kernels)
 
 Steps are real training steps of the preset on the benchmark blend (demo corpus, 512-token
 BPE), one torch thread; A and B alternate ``--repeats`` times and the median of each is
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -52,6 +55,11 @@ def _setup(args, manifest_path: Path, optimizer: str = "muon"):
     bf16 = use_bf16("auto", torch.device("cpu"), hf.hidden_size)
     use_attention(model, choose_attention(cfg.runtime.attention, torch.device("cpu"), args.seq_len, bf16))  # as the trainer
     _fuse(model, True, True)
+    from dataengine.trainer.loop import use_cpu_kernels
+    from dataengine.trainer.swiglu import use_fused_mlp
+
+    use_fused_mlp(model, True)
+    use_cpu_kernels("auto", fused=True)  # the C kernels where they build, as the trainer
     return m, cfg, model, multipliers, stream, bf16
 
 
@@ -189,10 +197,13 @@ def bench_rotary(args, manifest: Path) -> dict:
 
 
 def bench_fused(args, manifest: Path) -> dict:
-    """Whole training steps with ``runtime.fused_layers``' pieces off and on: head-major rotary, fused RMSNorm."""
+    """Whole training steps with ``runtime.fused_layers``' pieces off and on: head-major rotary, fused RMSNorm
+    (PyTorch ops: the C kernels off; the ``kernels`` part measures those)."""
+    from dataengine.kernels import cpu_fused
     from dataengine.trainer.optim import build_optimizers
 
     m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    cpu_fused.set_enabled(False)
     opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
     variants = {"none": (False, False), "rotary": (True, False), "rmsnorm": (False, True), "both": (True, True)}
     _step_seconds(model, opts, stream, bf16, m["eos_id"], 3)
@@ -205,6 +216,30 @@ def bench_fused(args, manifest: Path) -> dict:
                                                                100 * r)))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {**{f"step_s_{k}": v for k, v in med.items()}, **{f"{k}_vs_none": v / med["none"] for k, v in med.items()}}
+
+
+def bench_kernels(args, manifest: Path) -> dict:
+    """Whole training steps (fused layers on) with PyTorch's ops, with the C kernels
+    (``runtime.cpu_kernels``), and with the C kernels plus Gram Newton-Schulz (``optimizer.muon_gram``)."""
+    from dataengine.kernels import cpu_fused
+    from dataengine.trainer.optim import build_optimizers
+
+    m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
+    if cpu_fused.library() is None:
+        raise SystemExit("the C kernels could not be built here (see the warning): nothing to compare")
+    opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
+    variants = {"pytorch": (False, False), "kernels": (True, False), "kernels_gram": (True, True)}
+    _step_seconds(model, opts, stream, bf16, m["eos_id"], 3)
+    times = {k: [] for k in variants}
+    for r in range(args.repeats):
+        for name, (kernels, gram) in variants.items():
+            cpu_fused.set_enabled(kernels)
+            opts[0].gram = gram
+            _step_seconds(model, opts, stream, bf16, m["eos_id"], 1, 100 * r)
+            times[name].append(statistics.median(_step_seconds(model, opts, stream, bf16, m["eos_id"], args.steps,
+                                                               100 * r)))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {**{f"step_s_{k}": v for k, v in med.items()}, **{f"{k}_vs_pytorch": v / med["pytorch"] for k, v in med.items()}}
 
 
 def bench_compile(args, manifest: Path) -> dict:
@@ -275,10 +310,9 @@ def bench_optimizer(args, manifest: Path) -> dict:
             "adamw_fused_vs_foreach": med["adamw_foreach"] / med["adamw_fused"]}
 
 
-def gram_newton_schulz(updates: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
-    """The same quintic iteration run on R = X X^T (n x n) and applied to X once at the end:
-    R <- p(R) R p(R), Q <- p(R) Q, X = Q X0 with p(R) = aI + bR + cR^2. Tried for the
-    rectangular matrices (fewer FLOPs); not used by the trainer (see the gram part)."""
+def gram_newton_schulz_no_restart(updates: torch.Tensor, coefficients, steps: int, eps: float) -> torch.Tensor:
+    """The Gram form without the trainer's restart (its first version, which diverged in bf16):
+    R <- p(R) R p(R), Q <- p(R) Q, X = Q X0 with p(R) = aI + bR + cR^2."""
     a, b, c = coefficients
     x = updates.bfloat16()
     tall = x.size(-2) > x.size(-1)
@@ -296,8 +330,9 @@ def gram_newton_schulz(updates: torch.Tensor, coefficients, steps: int, eps: flo
 
 
 def bench_gram(args, manifest: Path) -> dict:
-    """Plain vs Gram Newton-Schulz on the preset's real gradients (stacked by shape) and on
-    low-rank-plus-noise stacks: relative error against the plain iteration in fp64, and time."""
+    """Plain vs Gram Newton-Schulz (without and with the restart) on the preset's real gradients
+    (stacked by shape), low-rank-plus-noise stacks and spectra log-spaced from 1 to 1e-2 and
+    1e-6: relative error against the plain iteration in fp64, and time."""
     from dataengine.trainer.batches import micro_batch
     from dataengine.trainer.loop import causal_lm_loss
     from dataengine.trainer.muon import batched_newton_schulz
@@ -314,10 +349,19 @@ def bench_gram(args, manifest: Path) -> dict:
     for (r, c), g in by_shape.items():
         low = torch.randn(len(g), r, 8) @ torch.randn(len(g), 8, c)
         stacks[f"rank8+noise {r}x{c}"] = low + 0.01 * torch.randn(len(g), r, c)
+        if r != c:
+            short, long = min(r, c), max(r, c)
+            for smallest in (1e-2, 1e-6):
+                u = torch.linalg.qr(torch.randn(len(g), short, short))[0]
+                v = torch.linalg.qr(torch.randn(len(g), long, short))[0]
+                spectrum = u @ torch.diag_embed(torch.logspace(0, math.log10(smallest), short).expand(len(g), short))
+                stacks[f"spectrum 1..{smallest:g} {r}x{c}"] = spectrum @ v.mT if r < c else (spectrum @ v.mT).mT
+    gram = lambda *a: batched_newton_schulz(*a, gram=True)  # noqa: E731
     out = {}
     for label, stack in stacks.items():
         ref = batched_newton_schulz(stack, coefficients, steps, eps, dtype=torch.float64)
-        for kind, fn in (("plain", batched_newton_schulz), ("gram", gram_newton_schulz)):
+        for kind, fn in (("plain", batched_newton_schulz), ("gram-no-restart", gram_newton_schulz_no_restart),
+                         ("gram", gram)):
             times = []
             for _ in range(args.repeats):
                 t = time.perf_counter()
@@ -349,7 +393,8 @@ def bench_loader(args, manifest: Path, tok: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "fused", "rotary", "compile", "optimizer", "loader", "gram"])
+    ap.add_argument("parts", nargs="+", choices=["masking", "attention", "fused", "kernels", "rotary", "compile", "optimizer", "loader",
+                                            "gram"])
     add_shape_args(ap, steps=10, steps_help="steps per measurement")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -363,8 +408,8 @@ def main() -> None:
             if part == "loader":
                 result = bench_loader(args, manifest, tok, tmp)
             else:
-                result = {"masking": bench_masking, "attention": bench_attention, "fused": bench_fused, "rotary": bench_rotary,
-                          "compile": bench_compile,
+                result = {"masking": bench_masking, "attention": bench_attention, "fused": bench_fused,
+                          "kernels": bench_kernels, "rotary": bench_rotary, "compile": bench_compile,
                           "optimizer": bench_optimizer, "gram": bench_gram}[part](args, manifest)
             print(json.dumps({"part": part, "load": machine_load(), **{k: round(v, 5) if isinstance(v, float) else v
                                                                        for k, v in result.items()}}), flush=True)
