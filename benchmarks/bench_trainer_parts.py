@@ -243,7 +243,7 @@ def bench_kernels(args, manifest: Path) -> dict:
 
 
 def bench_compile(args, manifest: Path) -> dict:
-    """Eager (with the CPU fused layers, as the trainer runs without compile), then compiled with an
+    """Eager (with the CPU fused layers and C kernels, as the trainer runs without compile), then compiled with an
     empty inductor cache (a first run on a machine), then compiled again in a new model with that
     cache warm (a later run of the same shapes)."""
     import os
@@ -257,8 +257,13 @@ def bench_compile(args, manifest: Path) -> dict:
             torch._dynamo.reset()  # in-memory compiled code is not what a new process would have
             m, cfg, model, mult, stream, bf16 = _setup(args, manifest)
             opts = build_optimizers(model, cfg.optimizer, fused=True, multipliers=mult)
-            if mode != "eager":  # as the trainer: the fused layers are off when compiling
+            if mode != "eager":  # as the trainer: the fused layers and the C kernels are off when compiling
+                from dataengine.trainer.loop import use_cpu_kernels
+                from dataengine.trainer.swiglu import use_fused_mlp
+
                 _fuse(model, False, False)
+                use_fused_mlp(model, False)
+                use_cpu_kernels("auto", fused=False)
                 model.compile()
             t = time.perf_counter()
             _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -340,11 +341,11 @@ def test_bf16_training_with_the_c_kernels_follows_the_pytorch_ops(lake, tmp_path
     if cpu_fused.compiler() is None:
         pytest.skip("no C compiler on this machine")
     runs = {}
+    cfg = lambda kernels: _cfg(steps=8, eval_every=4, checkpoint_every=4,  # noqa: E731
+                               **{"runtime.precision": "bf16", "runtime.cpu_kernels": kernels})
     for kernels in (False, "auto"):
         out = tmp_path / f"kernels_{kernels}"
-        summary = train(lake["manifest"], _cfg(steps=8, eval_every=4, **{"runtime.precision": "bf16",
-                                                                          "runtime.cpu_kernels": kernels}),
-                        out, lake["tok"].tokenizer)
+        summary = train(lake["manifest"], cfg(kernels), out, lake["tok"].tokenizer)
         assert (summary["precision"], summary["fused_layers"], summary["cpu_kernels"]) == ("bf16", True, bool(kernels))
         runs[kernels] = [m for m in _metrics(out) if "loss" in m or "val_loss" in m]
     assert [m["step"] for m in runs[False]] == [m["step"] for m in runs["auto"]]
@@ -352,6 +353,17 @@ def test_bf16_training_with_the_c_kernels_follows_the_pytorch_ops(lake, tmp_path
              for a, b in zip(runs[False], runs["auto"])]
     assert any(a != b for a, b in pairs)  # the kernels did run (their roundings differ) ...
     assert all(abs(a - b) <= 1e-2 * abs(a) for a, b in pairs), pairs  # ... and compute the same function
+
+    # deterministic: resumed from the step-4 checkpoint, the kernels give the uninterrupted run's numbers
+    resumed = tmp_path / "kernels_resumed"
+    shutil.copytree(tmp_path / "kernels_auto", resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step-0000008")
+    shutil.rmtree(resumed / "model")
+    (resumed / "summary.json").unlink()
+    summary = train(lake["manifest"], cfg("auto"), resumed, lake["tok"].tokenizer)
+    assert summary["resumed_from"].endswith("step-0000004")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMINGS} for r in rows]  # noqa: E731
+    assert strip(_metrics(resumed)) == strip(_metrics(tmp_path / "kernels_auto"))
 
 
 def test_cpu_kernels_true_without_a_compiler_stops_with_the_reason(monkeypatch):
