@@ -59,7 +59,7 @@ def _setup(args, manifest_path: Path, optimizer: str = "muon"):
     from dataengine.trainer.swiglu import use_fused_mlp
 
     use_fused_mlp(model, True)
-    use_cpu_kernels("auto", fused=True)  # the C kernels where they build, as the trainer
+    use_cpu_kernels("auto", applicable=True)  # the C kernels where they build, as the trainer
     return m, cfg, model, multipliers, stream, bf16
 
 
@@ -263,7 +263,7 @@ def bench_compile(args, manifest: Path) -> dict:
 
                 _fuse(model, False, False)
                 use_fused_mlp(model, False)
-                use_cpu_kernels("auto", fused=False)
+                use_cpu_kernels("auto", applicable=False)
                 model.compile()
             t = time.perf_counter()
             _step_seconds(model, opts, stream, bf16, m["eos_id"], 2)  # compiles here (and warms up eager)

@@ -33,6 +33,7 @@ SOURCE = Path(__file__).with_name("cpu_fused.c")
 FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fPIC", "-shared"]
 MAX_SOFTMAX_ROW = 16384  # longest score row: the softmax keeps one fp32 row on the C stack
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 _state: dict = {"lib": None, "tried": False, "enabled": False}
 _i64, _f32, _ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 _SIGNATURES = {
@@ -127,10 +128,11 @@ def enabled(value: bool):
 
 
 def usable(*tensors: torch.Tensor) -> bool:
-    """Whether to take the fused path for these tensors: switched on, built, all on the CPU, and
-    one torch thread (the kernels are sequential)."""
-    return (_state["enabled"] and torch.get_num_threads() == 1 and all(t.device.type == "cpu" for t in tensors)
-            and library() is not None)
+    """Whether to take the fused path for these tensors: switched on, built, one torch thread
+    (the kernels are sequential), and all plain CPU tensors (not DTensors, nor the fake tensors
+    of a ``torch.compile`` trace, which then traces the PyTorch path)."""
+    return (_state["enabled"] and torch.get_num_threads() == 1
+            and all(type(t) in _PLAIN and t.device.type == "cpu" for t in tensors) and library() is not None)
 
 
 def _check(t: torch.Tensor, dtype: torch.dtype, name: str, shape: tuple | None = None) -> int:

@@ -90,6 +90,12 @@ def test_usable_needs_the_switch_one_thread_and_cpu_tensors():
     assert not cpu_fused.usable(x)  # sequential kernels: PyTorch's parallel ops win with more threads
     torch.set_num_threads(1)
     assert not cpu_fused.usable(x, torch.zeros(1, device="meta"))
+    assert cpu_fused.usable(torch.nn.Parameter(x))
+
+    class Wrapped(torch.Tensor):  # a tensor subclass (DTensor, a compile trace's fake tensor): no raw pointers
+        pass
+
+    assert not cpu_fused.usable(x.as_subclass(Wrapped))
 
 
 def test_rmsnorm_matches_float64():

@@ -372,9 +372,9 @@ def test_cpu_kernels_true_without_a_compiler_stops_with_the_reason(monkeypatch):
 
     monkeypatch.setattr(cpu_fused, "_state", {"lib": None, "tried": False, "enabled": False})
     monkeypatch.setenv("CC", "/nonexistent/cc")
-    assert use_cpu_kernels("auto", fused=True) is False and not cpu_fused.usable(torch.zeros(1))
+    assert use_cpu_kernels("auto", applicable=True) is False and not cpu_fused.usable(torch.zeros(1))
     with pytest.raises(RuntimeError, match="cpu_kernels is true but the fused CPU kernels could not be built"):
-        use_cpu_kernels(True, fused=True)
+        use_cpu_kernels(True, applicable=True)
 
 
 def test_resume_with_another_preset_or_learning_rate_is_refused_with_the_reason(lake, tmp_path):

@@ -83,8 +83,8 @@ class RuntimeConfig(_Strict):
     fused_layers: Union[Literal["auto"], bool] = "auto"
     # C kernels (kernels/cpu_fused.c, built with the system C compiler on first use) for the fused
     # layers, the SwiGLU gate, the attention softmax and the loss: one pass each where PyTorch
-    # makes two to five; they run when the torch thread count is 1. auto: with fused_layers, if
-    # they build; true: fail when they cannot be built
+    # makes two to five. auto: with fused_layers under bf16 and one torch thread (they are
+    # sequential), if they build; true: fail when they cannot be built
     cpu_kernels: Union[Literal["auto"], bool] = "auto"
     deterministic: bool = True  # deterministic kernels + fixed threads: bitwise resume on CPU
     threads: int = 1  # torch intra-op threads on CPU (fixed, so results do not depend on the machine)

@@ -96,10 +96,11 @@ def use_fused_layers(setting, device: torch.device, compiled: bool) -> bool:
     return device.type == "cpu" and not compiled if setting == "auto" else bool(setting)
 
 
-def use_cpu_kernels(setting, fused: bool) -> bool:
-    """``runtime.cpu_kernels``: False, True (they must build), or auto = with the fused layers,
-    where they build (kernels/cpu_fused.py); switches them on or off for this process."""
-    wanted = fused if setting == "auto" else bool(setting)
+def use_cpu_kernels(setting, applicable: bool) -> bool:
+    """``runtime.cpu_kernels``: False, True (they must build), or auto = where they apply (the
+    fused layers under bf16 with one torch thread) and build (kernels/cpu_fused.py); switches
+    them on or off for this process."""
+    wanted = applicable if setting == "auto" else bool(setting)
     built = wanted and cpu_fused.library() is not None
     if setting is True and not built:
         raise RuntimeError("runtime.cpu_kernels is true but the fused CPU kernels could not be built "
@@ -177,6 +178,7 @@ def train(manifest: dict, cfg: TrainConfig, output: str | Path, tokenizer, *, bl
         return _train(manifest, cfg, output, tokenizer, env, blend_ref or f"{manifest['blend']}@{manifest['version']}",
                       force, resume)
     finally:
+        cpu_fused.set_enabled(False)  # the switch is per run
         shutdown(env)
 
 
@@ -206,7 +208,7 @@ def _train(manifest, cfg: TrainConfig, output: Path, tokenizer, env: DistEnv, bl
     use_head_major_rotary(model, fused)
     use_fused_rmsnorm(model, fused)
     use_fused_mlp(model, fused)
-    kernels = use_cpu_kernels(cfg.runtime.cpu_kernels, fused)
+    kernels = use_cpu_kernels(cfg.runtime.cpu_kernels, fused and bf16 and torch.get_num_threads() == 1)
     n_params = sum(p.numel() for p in model.parameters())
     wrapped = wrap_model(model, env, cfg.runtime.distributed, bf16)
     if compiled:  # after wrapping (FSDP2 wants its hooks in place); in place, so state-dict keys stay plain
