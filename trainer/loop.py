@@ -33,12 +33,12 @@ from dataengine.trainer.config import TrainConfig
 from dataengine.trainer.data import TrainStream, unigram_baseline, validation_batches
 from dataengine.trainer.distributed import (DistEnv, barrier, gradient_sync, init_distributed, mean_across_ranks,
                                             parameter_checksums, shutdown, sum_across_ranks, wrap_model)
+from dataengine.trainer.loss import token_cross_entropy
 from dataengine.trainer.model import build_model, flops_per_token, gpu_peak_flops, model_config
 from dataengine.trainer.optim import (build_optimizers, build_schedulers, clip_and_step, lr_factor,
                                       parametrization_multipliers)
 from dataengine.trainer.parametrization import apply_initialization
 from dataengine.trainer.precision import autocast, use_bf16
-from dataengine.trainer.loss import token_cross_entropy
 from dataengine.trainer.rmsnorm import use_fused_rmsnorm
 from dataengine.trainer.rotary import use_head_major_rotary
 from dataengine.trainer.swiglu import use_fused_mlp
@@ -142,7 +142,7 @@ class _Metrics:
 
 
 def causal_lm_loss(model, batch: MicroBatch, bf16: bool) -> torch.Tensor:
-    """Mean next-token cross-entropy of a micro-batch (logits upcast to fp32 for the loss)."""
+    """Mean next-token cross-entropy of a micro-batch (fp32 math on the logits: trainer/loss.py)."""
     with autocast(batch.inputs.device, bf16):
         logits = model(input_ids=batch.inputs, position_ids=batch.position_ids, use_cache=False).logits
     return token_cross_entropy(logits, batch.targets)
