@@ -100,7 +100,11 @@ def library() -> ctypes.CDLL | None:
             log.warning("no C compiler found ($CC, gcc, cc, clang): fused CPU kernels off, PyTorch ops used")
             return None
         try:
-            lib = ctypes.CDLL(str(build(cc, cache_dir())))
+            try:
+                path = build(cc, cache_dir())
+            except OSError:  # an unwritable cache (read-only home, a file in the way): this user's temp dir
+                path = build(cc, Path(tempfile.gettempdir()) / f"dataengine-kernels-{os.getuid()}")
+            lib = ctypes.CDLL(str(path))
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning("fused CPU kernels off, PyTorch ops used: %s", exc)
             return None

@@ -72,6 +72,17 @@ def test_without_a_compiler_the_kernels_are_off_with_a_warning(monkeypatch):
     assert len(records.messages) == 1 and "no C compiler" in records.messages[0]
 
 
+def test_an_unwritable_cache_falls_back_to_the_temp_dir(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setattr(cpu_fused, "_state", {"lib": None, "tried": False, "enabled": True})
+    monkeypatch.setenv("DATAENGINE_KERNEL_CACHE", str(blocker / "kernels"))  # cannot be created
+    monkeypatch.setattr(cpu_fused.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert cpu_fused.library() is not None
+    assert list((tmp_path / "tmp").glob("dataengine-kernels-*/cpu_fused-*.so"))
+
+
 def test_a_failing_build_says_why_and_leaves_no_library(tmp_path, monkeypatch):
     broken = tmp_path / "broken.c"
     broken.write_text("this is not C\n")
