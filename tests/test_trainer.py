@@ -313,12 +313,13 @@ def test_two_process_fsdp_matches_one_process_and_resumes_from_sharded_checkpoin
     # Muon (the default) orthogonalises in bf16 with an iteration that blows up the gradient's
     # near-null directions, so last-bit differences of FSDP's gradients (its backward runs other
     # kernels than one process's) grow: measured 1.3e-5 relative on the losses and up to 1.7e-3 on a
-    # matrix (Frobenius) after 6 steps at muon_lr 0.02, 5.8e-3 at the default 0.04. Orthogonalising
-    # each rank's rows instead of the whole matrix (the bug this guards against) was measured 6e-3
-    # on the losses (caught by the 1e-4 loss check) and 0.02-0.10 on the matrices at 0.02.
+    # matrix (Frobenius) after 6 steps at muon_lr 0.02, 5.8e-3 at the default 0.04, and 1.2e-2 with
+    # the MLP matrices' iteration in its Gram form (muon_gram, the default: more bf16 roundings).
+    # Orthogonalising each rank's rows instead of the whole matrix (the bug this guards against) was
+    # measured 6e-3 on the losses (caught by the 1e-4 loss check) and 0.02-0.10 on the matrices at 0.02.
     assert fsdp_losses == pytest.approx([m["loss"] for m in _metrics(tmp_path / "single") if "loss" in m], rel=1e-4)
     assert fsdp["final_val_loss"] == pytest.approx(single["final_val_loss"], rel=1e-4)
-    _assert_same_weights(tmp_path / "fsdp", tmp_path / "single", relative_norm=1e-2)
+    _assert_same_weights(tmp_path / "fsdp", tmp_path / "single", relative_norm=2.5e-2)
 
     # lose the last checkpoint: the rerun resumes from step 3's shards and retraces steps 4-6
     import shutil

@@ -25,7 +25,8 @@ def _cfg(width: int, layers: int, parametrization: str, optimizer: str = "muon",
         "model": {"parametrization": parametrization, "base_hidden": base[0], "base_layers": base[1],
                   "overrides": {"hidden_size": width, "intermediate_size": 3 * width, "num_hidden_layers": layers,
                                 "num_attention_heads": width // 32, "num_key_value_heads": width // 32}},
-        "optimizer": {"name": optimizer, "grad_clip": 0.0}})
+        # muon_gram off: the multiplier form below runs torch.optim.Muon, whose Newton-Schulz is the plain one
+        "optimizer": {"name": optimizer, "grad_clip": 0.0, "muon_gram": False}})
 
 
 def _hf(cfg: TrainConfig):
