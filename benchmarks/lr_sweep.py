@@ -17,6 +17,7 @@ multiplier is the same for every shape.
     python benchmarks/lr_sweep.py transfer --multipliers 0.25 0.5 1 2 4 --svg benchmarks/results/lr_transfer.svg
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 w128-L8 --seeds 0 1
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --muon-adjust-lr match_rms_adamw
+    python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --scale muon   # the Muon lr alone
     python benchmarks/lr_sweep.py transfer --shapes w64-L2 w128-L2 w128-L8 --multipliers 1 \
         --parametrization completep --muon-momentum 0.6 0.7 0.8 0.95   # momentum away from the race's shape
 
@@ -78,7 +79,8 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
                                 "num_attention_heads": hidden // 32, "num_key_value_heads": hidden // 32},
             "model.parametrization": param, "runtime.precision": "fp32", "data.val_samples": 64,
             "eval_every": args.steps, "optimizer.name": args.optimizer,
-            "optimizer.muon_lr": base.muon_lr * mult, "optimizer.lr": base.lr * mult,
+            "optimizer.muon_lr": base.muon_lr * (mult if args.scale in ("both", "muon") else 1),
+            "optimizer.lr": base.lr * (mult if args.scale in ("both", "adamw") or args.optimizer == "adamw" else 1),
         }
         if args.muon_adjust_lr == "match_rms_adamw":  # Moonlight's form: Muon's update RMS matched to AdamW's,
             overrides.update({"optimizer.muon_adjust_lr": "match_rms_adamw",  # so Muon takes AdamW's lr
@@ -167,6 +169,9 @@ def main() -> None:
                    help="Muon momenta to cross with the grid (default: the config's)")
     t.add_argument("--muon-adjust-lr", default="original", choices=["original", "match_rms_adamw"],
                    help="match_rms_adamw: Muon's update scaled to AdamW's RMS and run at AdamW's lr")
+    t.add_argument("--scale", default="both", choices=["both", "muon", "adamw"],
+                   help="which learning rate the multiplier scales (with Muon: the hidden matrices' Muon lr, "
+                        "the AdamW lr of embeddings, head and norms, or both); the other stays at its default")
     t.add_argument("--svg", type=Path)
     for p in (d, t):
         p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])
