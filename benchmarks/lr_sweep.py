@@ -142,7 +142,8 @@ def transfer_table(results: list[dict], jobs: list[dict], args) -> tuple[str, st
     finite = [y for _, s in series for _, y in s if y == y]
     seeds = f", mean of {len(args.seeds)} seeds" if len(args.seeds) > 1 else ""
     svg = line_chart(series, f"lr transfer ({args.optimizer}): final validation loss after {args.steps} steps{seeds}",
-                     {"both": "lr multiplier (x the default Muon and AdamW lr)", "muon": "Muon lr multiplier (AdamW lr at its default)",
+                     {"both": "lr multiplier (x the default Muon and AdamW lr)",
+                      "muon": "Muon lr multiplier (AdamW lr at its default)",
                       "adamw": "AdamW lr multiplier (Muon lr at its default)"}[getattr(args, "scale", "both")],
                      "validation loss", log_x=True,
                      y_range=(min(finite), min(max(finite), min(finite) + 1.5)) if finite else None)
