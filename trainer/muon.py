@@ -5,7 +5,7 @@ torch's Muon orthogonalises one matrix at a time (``foreach`` is "not supported 
 yet"): 15 small matmuls per matrix, 420 calls a step for the `small` preset. A transformer's
 hidden matrices come in a few shapes (q/k/v/o, gate/up, down, repeated per layer), so
 stacking each shape and running the same iteration as batched matmuls gives the same numbers
-in a fraction of the calls (bitwise equal on CPU; tests/test_trainer_units.py). The state
+in a fraction of the calls (bitwise equal on CPU with ``gram=False``; tests/test_trainer_units.py). The state
 (``momentum_buffer`` per parameter) and the param-group keys are torch's, so checkpoints move
 between the two classes.
 
@@ -14,7 +14,7 @@ form (``gram=True``, the default): with R = X X^T, each step X <- p(R) X (p(R) =
 is carried as a small matrix Q with X_k = Q_k X_0 and R <- p(R) R p(R), so the products along
 the long side happen only at the start, at one restart and at the end (Gram Newton-Schulz,
 Amsel, Chen, Dao et al. 2026, tridao.me/blog/2026/gram-newton-schulz). The same polynomial in
-exact arithmetic; 0.65x the time at aspect 3-4 on CPU (benchmarks/RESULTS.md). In half
+exact arithmetic; 0.65-0.73x the time at aspect 3-4 on CPU (benchmarks/RESULTS.md). In half
 precision, rounding in R grows with every step (spurious negative eigenvalues are amplified),
 so X is formed and R recomputed from it once: that paper restarts after two steps in fp16; in
 bf16 we measured after three to be the closer to a float64 iteration (as close as the standard
@@ -33,7 +33,6 @@ import math
 from collections import defaultdict
 
 import torch
-
 
 GRAM_MIN_ASPECT = 2  # the Gram form from this long side / short side on (0.83x at 2, even at 1.5)
 GRAM_RESTART = 3  # steps after which the Gram form recomputes R from X
