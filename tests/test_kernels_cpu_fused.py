@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from dataengine.kernels import cpu_fused
 
+# The kernels are C built at run time: with no compiler there is nothing to test here (the trainer's
+# fallback to PyTorch's ops is tested in tests/test_trainer.py on either kind of machine).
 pytestmark = pytest.mark.skipif(cpu_fused.compiler() is None, reason="no C compiler on this machine")
 MIN = torch.finfo(torch.float32).min
 

@@ -339,21 +339,24 @@ def test_bf16_training_with_the_c_kernels_follows_the_pytorch_ops(lake, tmp_path
     the same model as PyTorch's ops under bf16: the same losses to bf16 rounding, every step."""
     from dataengine.kernels import cpu_fused
 
-    if cpu_fused.compiler() is None:
-        pytest.skip("no C compiler on this machine")
+    built = cpu_fused.compiler() is not None  # without a compiler auto must fall back to PyTorch's ops
     runs = {}
     cfg = lambda kernels: _cfg(steps=8, eval_every=4, checkpoint_every=4,  # noqa: E731
                                **{"runtime.precision": "bf16", "runtime.cpu_kernels": kernels})
     for kernels in (False, "auto"):
         out = tmp_path / f"kernels_{kernels}"
         summary = train(lake["manifest"], cfg(kernels), out, lake["tok"].tokenizer)
-        assert (summary["precision"], summary["fused_layers"], summary["cpu_kernels"]) == ("bf16", True, bool(kernels))
+        assert (summary["precision"], summary["fused_layers"], summary["cpu_kernels"]) == ("bf16", True,
+                                                                                          bool(kernels) and built)
         runs[kernels] = [m for m in _metrics(out) if "loss" in m or "val_loss" in m]
     assert [m["step"] for m in runs[False]] == [m["step"] for m in runs["auto"]]
     pairs = [(a["loss" if "loss" in a else "val_loss"], b["loss" if "loss" in b else "val_loss"])
              for a, b in zip(runs[False], runs["auto"])]
-    assert any(a != b for a, b in pairs)  # the kernels did run (their roundings differ) ...
-    assert all(abs(a - b) <= 1e-2 * abs(a) for a, b in pairs), pairs  # ... and compute the same function
+    if built:
+        assert any(a != b for a, b in pairs)  # the kernels did run (their roundings differ) ...
+        assert all(abs(a - b) <= 1e-2 * abs(a) for a, b in pairs), pairs  # ... and compute the same function
+    else:
+        assert all(a == b for a, b in pairs)  # no compiler: auto ran PyTorch's ops, the same numbers
 
     # deterministic: resumed from the step-4 checkpoint, the kernels give the uninterrupted run's numbers
     resumed = tmp_path / "kernels_resumed"
