@@ -18,6 +18,9 @@ multiplier is the same for every shape.
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 w128-L8 --seeds 0 1
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --muon-adjust-lr match_rms_adamw
     python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --scale muon   # the Muon lr alone
+    python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --scale muon --parametrization completep \
+        --ablate spectral_init   # CompleteP with one of its pieces taken out
+    python benchmarks/lr_sweep.py transfer --shapes w128-L2 w512-L2 --scale muon --batch 32   # 4x the tokens per step
     python benchmarks/lr_sweep.py transfer --shapes w64-L2 w128-L2 w128-L8 --multipliers 1 \
         --parametrization completep --muon-momentum 0.6 0.7 0.8 0.95   # momentum away from the race's shape
 
@@ -28,6 +31,7 @@ Results: one JSON line per run in ``--out``, then a table on stdout.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import math
@@ -47,6 +51,7 @@ SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
     "w512-L2": (512, 2),
     "w128-L8": (128, 8),
     "w128-L16": (128, 16),  # a depth ratio of 8 (2 -> 16) at width 128, where 2 -> 8 moved neither
+    "w1024-L2": (1024, 2),  # widths 256 -> 1024: the same ratio as 128 -> 512, one step wider
     "w256-L4": (256, 4),  # `small`'s width and depth (the base shape), to set against `tiny`'s w64-L2
 }
 FIRST_SHAPES = ["w64-L2", "w256-L2", "w64-L8"]
@@ -74,7 +79,7 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
                                                                 args.seeds, args.muon_momentum):
         hidden, layers = SHAPES[shape]
         overrides = {
-            "steps": args.steps, "model.preset": "tiny", "model.seq_len": 128, "data.micro_batch_size": 8,
+            "steps": args.steps, "model.preset": "tiny", "model.seq_len": 128, "data.micro_batch_size": args.batch,
             "model.overrides": {"hidden_size": hidden, "intermediate_size": 3 * hidden, "num_hidden_layers": layers,
                                 "num_attention_heads": hidden // 32, "num_key_value_heads": hidden // 32},
             "model.parametrization": param, "runtime.precision": "fp32", "data.val_samples": 64,
@@ -89,11 +94,43 @@ def transfer_jobs(args, manifest: Path, tok: Path, work: Path) -> list[dict]:
             overrides.update({"runtime.init_seed": seed, "data.seed": 1000 + seed})
         if momentum is not None:
             overrides["optimizer.muon_momentum"] = momentum
-        jobs.append({"name": _run_name(shape, param, mult, seed, momentum), "shape": shape,
+        jobs.append({"name": _run_name(shape, _label(param, args), mult, seed, momentum), "shape": shape,
                      "parametrization": param, "multiplier": mult, "seed": seed,
+                     "ablation": args.ablate if param == "completep" else None,
                      "overrides": overrides, "manifest": str(manifest), "tokenizer": str(tok),
                      "output": str(work / f"run{len(jobs)}")})
     return jobs
+
+
+def apply_ablation(name: str) -> None:
+    """Take one piece out of CompleteP for this process (the grid's workers call it before training),
+    to find which piece moves the Muon lr optimum with width. ``spectral_init``: Muon-trained hidden
+    matrices keep transformers' init at every width (no 1/sqrt(width)); ``logit_multiplier``: the
+    final norm gain keeps init, lr and epsilon 1 (no 1/width on the logits)."""
+    from dataengine.trainer import parametrization as p
+
+    full = p.completep
+
+    def ablated(role, optimizer, width, depth, muon_adjust_lr="original"):
+        m = full(role, optimizer, width, depth, muon_adjust_lr)
+        if name == "spectral_init" and optimizer == "muon" and role in ("block_input", "block_output"):
+            return dataclasses.replace(m, init=m.init * math.sqrt(width))
+        if name == "logit_multiplier" and role == "final_norm":
+            return p.Multipliers()
+        return m
+
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}: choose one of {', '.join(ABLATIONS)}")
+    p.completep = ablated
+
+
+ABLATIONS = ("spectral_init", "logit_multiplier")
+
+
+def _label(param: str, args) -> str:
+    """The parametrization's name in run names and tables, with the ablation when one applies."""
+    ablation = getattr(args, "ablate", None)
+    return f"{param} without {ablation}" if ablation and param == "completep" else param
 
 
 def _run_name(shape: str, param: str, mult: float, seed: int, momentum: float | None) -> str:
@@ -129,13 +166,13 @@ def transfer_table(results: list[dict], jobs: list[dict], args) -> tuple[str, st
     for shape, param, momentum in itertools.product(args.shapes, args.parametrization, args.muon_momentum):
         vals = []
         for m in args.multipliers:
-            runs = [_final(by_name[_run_name(shape, param, m, s, momentum)]) for s in args.seeds]
+            runs = [_final(by_name[_run_name(shape, _label(param, args), m, s, momentum)]) for s in args.seeds]
             vals.append(float(np.mean(runs)) if all(v == v for v in runs) else float("nan"))
         finite = [(v, m) for v, m in zip(vals, args.multipliers) if v == v]
         best = min(finite)[1] if finite else None
         fit = fitted_optimum(args.multipliers, vals)
         cells = [("**%.3f**" if m == best else "%.3f") % v if v == v else "diverged" for v, m in zip(vals, args.multipliers)]
-        label = param if momentum is None else f"{param}, momentum {momentum}"
+        label = _label(param, args) + ("" if momentum is None else f", momentum {momentum}")
         lines.append(f"| {shape} | {label} | " + " | ".join(cells) + f" | x{best} | "
                      + (f"x{fit:.2f}" if fit else "-") + " |")
         series.append((f"{shape} ({label})", [(m, v) for v, m in zip(vals, args.multipliers)]))
@@ -168,6 +205,7 @@ def main() -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0], help="init/sampling seeds; the table shows the mean")
     t.add_argument("--parametrization", nargs="+", default=["standard", "completep"])
     t.add_argument("--steps", type=int, default=200)
+    t.add_argument("--batch", type=int, default=8, help="windows of 128 tokens per step")
     t.add_argument("--muon-momentum", type=float, nargs="+", default=[None],
                    help="Muon momenta to cross with the grid (default: the config's)")
     t.add_argument("--muon-adjust-lr", default="original", choices=["original", "match_rms_adamw"],
@@ -175,6 +213,8 @@ def main() -> None:
     t.add_argument("--scale", default="both", choices=["both", "muon", "adamw"],
                    help="which learning rate the multiplier scales (with Muon: the hidden matrices' Muon lr, "
                         "the AdamW lr of embeddings, head and norms, or both); the other stays at its default")
+    t.add_argument("--ablate", choices=ABLATIONS,
+                   help="take this piece out of completep (see apply_ablation); standard runs are unchanged")
     t.add_argument("--svg", type=Path)
     for p in (d, t):
         p.add_argument("--optimizer", default="muon", choices=["muon", "adamw"])

@@ -69,6 +69,10 @@ def train_one(job: dict) -> dict:
     from dataengine.trainer.loop import train
 
     torch.set_num_threads(1)
+    if job.get("ablation"):  # lr_sweep.py --ablate: patch this worker's parametrization before training
+        from lr_sweep import apply_ablation
+
+        apply_ablation(job["ablation"])
     manifest = json.loads(Path(job["manifest"]).read_text())
     tokenizer = Tokenizer.from_file(job["tokenizer"])
     cfg = load_config(None, {"progress": False, "checkpoint_every": 10**9, "keep_checkpoints": 1, **job["overrides"]})
