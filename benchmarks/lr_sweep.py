@@ -106,16 +106,17 @@ def apply_ablation(name: str) -> None:
     """Take one piece out of CompleteP for this process (the grid's workers call it before training),
     to find which piece moves the Muon lr optimum with width. ``spectral_init``: Muon-trained hidden
     matrices keep transformers' init at every width (no 1/sqrt(width)); ``logit_multiplier``: the
-    final norm gain keeps init, lr and epsilon 1 (no 1/width on the logits)."""
+    final norm gain keeps init, lr and epsilon 1 (no 1/width on the logits); ``width_rules``: both
+    (for Muon-trained matrices this leaves only CompleteP's depth rules)."""
     from dataengine.trainer import parametrization as p
 
     full = p.completep
 
     def ablated(role, optimizer, width, depth, muon_adjust_lr="original"):
         m = full(role, optimizer, width, depth, muon_adjust_lr)
-        if name == "spectral_init" and optimizer == "muon" and role in ("block_input", "block_output"):
+        if name in ("spectral_init", "width_rules") and optimizer == "muon" and role in ("block_input", "block_output"):
             return dataclasses.replace(m, init=m.init * math.sqrt(width))
-        if name == "logit_multiplier" and role == "final_norm":
+        if name in ("logit_multiplier", "width_rules") and role == "final_norm":
             return p.Multipliers()
         return m
 
@@ -124,7 +125,7 @@ def apply_ablation(name: str) -> None:
     p.completep = ablated
 
 
-ABLATIONS = ("spectral_init", "logit_multiplier")
+ABLATIONS = ("spectral_init", "logit_multiplier", "width_rules")
 
 
 def _label(param: str, args) -> str:
