@@ -51,6 +51,8 @@ SHAPES = {  # name: (hidden, layers); head dim 32, MLP 3x hidden, as the presets
     "w512-L2": (512, 2),
     "w128-L8": (128, 8),
     "w128-L16": (128, 16),  # a depth ratio of 8 (2 -> 16) at width 128, where 2 -> 8 moved neither
+    "w128-L4": (128, 4),  # the base depth: CompleteP's depth rules are all 1 there
+    "w512-L4": (512, 4),
     "w1024-L2": (1024, 2),  # widths 256 -> 1024: the same ratio as 128 -> 512, one step wider
     "w256-L4": (256, 4),  # `small`'s width and depth (the base shape), to set against `tiny`'s w64-L2
 }
